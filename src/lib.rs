@@ -1,0 +1,11 @@
+//! coupond: a self-hosted, Partnero-compatible coupon API that keeps providers in step.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod store;
+pub mod sync;
+pub mod telemetry;

@@ -314,8 +314,8 @@ pub struct ConfigError(pub Vec<String>);
 #[derive(Debug, Default, Clone)]
 pub struct Sources {
     pub file: Option<PathBuf>,
-    /// Extra TOML layered after the file (used by `--demo` and tests).
-    pub overlay: Option<String>,
+    /// Extra TOML layers after the file, in order (used by `--demo` and tests).
+    pub overlays: Vec<String>,
     /// `COUPOND_*` variables; `None` reads the process environment.
     pub env: Option<BTreeMap<String, String>>,
 }
@@ -334,7 +334,7 @@ impl Settings {
             }
             b = b.add_source(File::from(path.as_path()).format(FileFormat::Toml));
         }
-        if let Some(overlay) = &sources.overlay {
+        for overlay in &sources.overlays {
             b = b.add_source(File::from_str(overlay, FileFormat::Toml));
         }
         let env: config::Map<String, String> = match &sources.env {
@@ -628,7 +628,7 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let e = Settings::load(&Sources {
-            overlay: Some(
+            overlays: vec![
                 r#"
                 [sync]
                 retry_schedule = ["5s", "soon"]
@@ -641,7 +641,7 @@ mod tests {
                 flavour = "classic"
                 "#
                 .into(),
-            ),
+            ],
             env: env(&[]),
             ..Default::default()
         })
@@ -663,7 +663,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         let e = Settings::load(&Sources {
-            overlay: Some("[server]\nlisen = \"x\"".into()),
+            overlays: vec!["[server]\nlisen = \"x\"".into()],
             env: env(&[]),
             ..Default::default()
         })
@@ -687,7 +687,7 @@ mod tests {
             dir.path().join("stripe")
         );
         let s = Settings::load(&Sources {
-            overlay: Some(overlay),
+            overlays: vec![overlay],
             env: env(&[]),
             ..Default::default()
         })

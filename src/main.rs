@@ -5,6 +5,7 @@ use coupond::app::{App, shutdown_signal};
 use coupond::cli::Cli;
 use coupond::config::{Settings, Sources};
 use coupond::demo::Demo;
+use std::io::Write;
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -23,7 +24,7 @@ async fn main() -> ExitCode {
     };
     let sources = Sources {
         file: if cli.demo { None } else { cli.config.clone() },
-        overlay: demo.as_ref().map(|d| d.overlay.clone()),
+        overlays: demo.iter().map(|d| d.overlay.clone()).collect(),
         env: None,
     };
     let settings = match Settings::load(&sources) {
@@ -34,7 +35,8 @@ async fn main() -> ExitCode {
         }
     };
     if cli.check_config {
-        println!("{}", settings.redacted_toml());
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = writeln!(std::io::stdout(), "{}", settings.redacted_toml());
         return ExitCode::SUCCESS;
     }
     coupond::telemetry::init(settings.log.format, &settings.log.filter);

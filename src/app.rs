@@ -1,9 +1,12 @@
-//! Wiring: builds the store, API and workers from settings; runs until shutdown.
+//! Wiring: builds the store, API and sync engine from settings; runs until shutdown.
 
 use crate::api::{self, AppState, Programs};
 use crate::config::Settings;
 use crate::store::Store;
-use crate::sync::Dispatcher;
+use crate::sync::clock::{Clock, SystemClock};
+use crate::sync::connections::Connections;
+use crate::sync::retry::RetryPolicy;
+use crate::sync::{Dispatcher, Engine, EngineOptions};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,40 +18,82 @@ use tokio_util::sync::CancellationToken;
 /// A built daemon, bound to its listener, not yet serving.
 pub struct App {
     pub state: AppState,
+    pub engine: Arc<Engine>,
     settings: Settings,
     listener: TcpListener,
+    background_worker: bool,
 }
 
 impl App {
     /// Opens and migrates the store and binds the listener (`server.listen`, or the given one).
     pub async fn build(settings: Settings, listener: Option<TcpListener>) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, listener, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, with the engine's clock given (tests use a manual clock).
+    pub async fn build_with_clock(
+        settings: Settings,
+        listener: Option<TcpListener>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let store = Store::open(&settings.store.path, &settings.store.options())
             .await
             .with_context(|| format!("opening store {}", settings.store.path.display()))?;
+        // One daemon per store: leases left by a crashed run are released at once.
+        let released = store.release_all_claims().await?;
+        if released > 0 {
+            tracing::info!(released, "released sync leases of a previous run");
+        }
         let listener = match listener {
             Some(l) => l,
             None => TcpListener::bind(settings.server.listen)
                 .await
                 .with_context(|| format!("binding {}", settings.server.listen))?,
         };
+        let connections = Arc::new(Connections::from_settings(&settings)?);
+        let s = &settings.sync;
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            connections,
+            RetryPolicy::from_settings(s),
+            clock,
+            EngineOptions {
+                workers: s.workers,
+                lease: Duration::from_secs(s.lease_secs),
+                poll_interval: Duration::from_millis(s.poll_interval_ms),
+                credentials_probe: Duration::from_secs(s.credentials_probe_secs),
+            },
+        ));
         let state = AppState {
             programs: Arc::new(Programs::from_settings(&settings)),
-            sync: Dispatcher::new(store.clone()),
+            sync: Dispatcher::new(
+                Some(engine.clone()),
+                Duration::from_millis(s.inline_deadline_ms),
+            ),
             public_url: settings.server.public_url.as_deref().map(Arc::from),
             store,
         };
         Ok(Self {
             state,
+            engine,
             settings,
             listener,
+            background_worker: true,
         })
+    }
+
+    /// Serve without the background worker (tests drive `engine.run_once()` themselves).
+    pub fn without_worker(mut self) -> Self {
+        self.background_worker = false;
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener")
     }
 
-    /// Serves until `shutdown` resolves, then drains and closes the store.
+    /// Serves until `shutdown` resolves: stops accepting, stops claiming, lets in-flight provider
+    /// calls finish (bounded by `sync.shutdown_grace_secs`), releases leases, closes the store.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -64,19 +109,37 @@ impl App {
             shutdown.await;
             t.cancel();
         });
+        let worker = self.background_worker.then(|| {
+            tokio::spawn(
+                self.engine
+                    .clone()
+                    .run(token.clone(), self.state.sync.wake_handle()),
+            )
+        });
         let _ = sd_notify::notify(&[
             sd_notify::NotifyState::Ready,
             sd_notify::NotifyState::Status("serving"),
         ]);
         tracing::info!(addr = %self.local_addr(), "coupond is serving");
-        axum::serve(self.listener, router)
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(token.clone().cancelled_owned())
-            .await
-            .context("serving HTTP")?;
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+            .await;
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Stopping,
+            sd_notify::NotifyState::Status("stopping"),
+        ]);
+        if let Some(w) = worker {
+            let grace = Duration::from_secs(self.settings.sync.shutdown_grace_secs);
+            if tokio::time::timeout(grace, w).await.is_err() {
+                tracing::warn!(?grace, "in-flight provider calls did not finish in time");
+            }
+        }
+        if let Err(e) = self.state.store.release_all_claims().await {
+            tracing::warn!(error = %e, "releasing leases at shutdown failed");
+        }
         self.state.store.close().await;
         tracing::info!("coupond stopped");
-        Ok(())
+        served.context("serving HTTP")
     }
 }
 

@@ -124,6 +124,8 @@ pub struct SyncSettings {
     pub min_throttle_delay_secs: u64,
     pub max_retry_after_secs: u64,
     pub request_timeout_ms: u64,
+    pub credentials_probe_secs: u64,
+    pub shutdown_grace_secs: u64,
 }
 
 impl SyncSettings {

@@ -6,6 +6,8 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod providers;
+pub mod simulators;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

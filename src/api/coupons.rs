@@ -47,11 +47,10 @@ pub async fn create(
         .sync
         .report(&p.info, &view, new.sync.map(|_| PushKind::Create))
         .await;
-    let view = report.view.as_ref().unwrap_or(&view);
     Ok((
         StatusCode::CREATED,
         Json(CouponWriteResponse {
-            data: CouponOut::write(view),
+            data: CouponOut::write(&view),
             status: 1,
             message: "Coupon created in the app successfully.",
             synchronization_enabled: report.enabled,
@@ -86,9 +85,8 @@ pub async fn update(
         _ => None,
     };
     let report = s.sync.report(&p.info, &view, push).await;
-    let view = report.view.as_ref().unwrap_or(&view);
     Ok(Json(CouponWriteResponse {
-        data: CouponOut::write(view),
+        data: CouponOut::write(&view),
         status: 1,
         message: "Coupon updated in the app successfully.",
         synchronization_enabled: report.enabled,

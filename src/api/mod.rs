@@ -8,6 +8,7 @@ pub mod extract;
 mod openapi;
 pub mod pagination;
 mod promotion_codes;
+mod sync_admin;
 mod transactions;
 
 pub use auth::{Program, ProgramInfo, Programs};
@@ -135,6 +136,13 @@ fn v1(state: &AppState) -> Router<AppState> {
             "/transactions/{key}",
             get(transactions::get).delete(transactions::delete),
         )
+        .route("/sync/failed", get(sync_admin::failed))
+        .route("/sync/coupons/{uuid_code}", get(sync_admin::history))
+        .route(
+            "/sync/coupons/{uuid_code}/retry",
+            post(sync_admin::retry_one),
+        )
+        .route("/sync/retry-dead", post(sync_admin::retry_all))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,6 +1,6 @@
 //! `/openapi.json`, derived from the handlers' annotations and the wire types.
 
-use super::{coupons, dto, promotion_codes, transactions};
+use super::{coupons, dto, promotion_codes, sync_admin, transactions};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -24,6 +24,7 @@ impl Modify for Bearer {
         coupons::create, coupons::list, coupons::get, coupons::update, coupons::delete, coupons::delete_by_body,
         promotion_codes::create, promotion_codes::list, promotion_codes::get, promotion_codes::update, promotion_codes::delete,
         transactions::create, transactions::list, transactions::get, transactions::delete, transactions::delete_by_body,
+        sync_admin::failed, sync_admin::history, sync_admin::retry_one, sync_admin::retry_all,
     ),
     components(schemas(dto::CouponOut, dto::PromotionCodeOut, dto::TransactionOut, dto::ValidationErrorBody, dto::StatusMessage)),
     modifiers(&Bearer)

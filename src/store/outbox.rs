@@ -133,3 +133,542 @@ pub(crate) async fn states(
         )
         .collect())
 }
+
+// ---------------------------------------------------------------------------------------------
+// The worker's side: claims, leases, desired state, links, completion, attempt log, admin.
+
+use super::codes::load_codes;
+use super::coupons::find_by_id;
+use super::{Store, StoreError};
+use crate::domain::{Coupon, PromotionCode};
+
+/// A claimed mark: the worker holds it until `claimed_until` (renewed while working).
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub coupon_id: i64,
+    pub provider: ProviderKind,
+    pub program: String,
+    pub desired_revision: i64,
+    /// Failed attempts so far at this revision.
+    pub attempts: i64,
+    pub token: String,
+}
+
+/// What a provider must hold for one coupon.
+#[derive(Debug, Clone)]
+pub struct DesiredState {
+    pub coupon: Coupon,
+    pub deleted: bool,
+    pub codes: Vec<PromotionCode>,
+}
+
+/// A provider object we created (or adopted) for a coupon.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Link {
+    /// `coupon` or `code` (adapters may use other kinds, e.g. `group`).
+    pub kind: String,
+    /// `""` for the coupon itself, the code text for a code.
+    pub local_key: String,
+    pub remote_id: String,
+    /// What identifies the remote object's immutable part (adapter-defined).
+    pub fingerprint: String,
+    /// What we last pushed (adapter-defined JSON).
+    pub remote: serde_json::Value,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    /// The provider holds `revision`.
+    Synced { message: String },
+    /// Try again at `at`; `count_attempt` is false for credential failures (they burn no attempts).
+    Retry {
+        at: DateTime<Utc>,
+        message: String,
+        count_attempt: bool,
+    },
+    /// Given up (permanent error, refusal, or retries exhausted).
+    Dead { message: String },
+    /// Not attempted (shutdown, connection unhealthy): released as it was.
+    Released,
+}
+
+impl Completion {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Synced { .. } => "success",
+            Self::Retry {
+                count_attempt: true,
+                ..
+            } => "retry",
+            Self::Retry {
+                count_attempt: false,
+                ..
+            } => "credentials",
+            Self::Dead { .. } => "dead",
+            Self::Released => "released",
+        }
+    }
+}
+
+/// One entry of the attempt log.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Attempt {
+    pub provider: String,
+    pub revision: i64,
+    pub attempt: i64,
+    #[serde(serialize_with = "ser_ts")]
+    pub started_at: i64,
+    #[serde(serialize_with = "ser_ts")]
+    pub finished_at: i64,
+    pub outcome: String,
+    pub message: String,
+}
+
+fn ser_ts<S: serde::Serializer>(us: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::domain::time::format_ts(&from_micros(*us)))
+}
+
+/// A mark as the admin API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MarkInfo {
+    pub uuid_code: String,
+    pub provider: String,
+    pub status: String,
+    pub attempts: i64,
+    pub desired_revision: i64,
+    pub synced_revision: Option<i64>,
+    pub next_attempt_at: Option<String>,
+    pub last_message: String,
+}
+
+/// Outbox figures for `/status` and `/metrics`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OutboxStats {
+    /// Marks not yet synced at their desired revision (pending or retrying).
+    pub depth: i64,
+    pub dead: i64,
+    /// Age in seconds of the oldest mark waiting to be synced.
+    pub oldest_pending_secs: Option<i64>,
+}
+
+type ClaimRow = (i64, String, String, i64, i64);
+
+#[derive(sqlx::FromRow)]
+struct MarkRow {
+    uuid_code: String,
+    provider: String,
+    status: String,
+    attempts: i64,
+    desired_revision: i64,
+    synced_revision: Option<i64>,
+    next_attempt_at: Option<i64>,
+    last_message: String,
+}
+
+impl From<MarkRow> for MarkInfo {
+    fn from(r: MarkRow) -> Self {
+        MarkInfo {
+            uuid_code: r.uuid_code,
+            provider: r.provider,
+            status: r.status,
+            attempts: r.attempts,
+            desired_revision: r.desired_revision,
+            synced_revision: r.synced_revision,
+            next_attempt_at: r
+                .next_attempt_at
+                .map(|t| crate::domain::time::format_ts(&from_micros(t))),
+            last_message: r.last_message,
+        }
+    }
+}
+
+const MARK_COLUMNS: &str = "c.uuid_code, o.provider, o.status, o.attempts, o.desired_revision, o.synced_revision, o.next_attempt_at, o.last_message";
+
+impl Store {
+    /// Claims up to `limit` due marks (not held by a live lease), skipping `exclude`
+    /// (program, provider) connections. Each claim holds a lease until `now + lease`.
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+        exclude: &[(String, ProviderKind)],
+    ) -> Result<Vec<Claim>> {
+        let mut tx = self.begin().await?;
+        let excluded: Vec<String> = exclude
+            .iter()
+            .map(|(p, k)| format!("{p}\u{1f}{}", k.as_str()))
+            .collect();
+        let rows: Vec<ClaimRow> = sqlx::query_as(
+            "SELECT coupon_id, provider, program, desired_revision, attempts FROM outbox \
+             WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ? \
+               AND (claimed_until IS NULL OR claimed_until < ?) \
+               AND (program || char(31) || provider) NOT IN (SELECT value FROM json_each(?)) \
+             ORDER BY next_attempt_at LIMIT ?",
+        )
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(serde_json::to_string(&excluded).unwrap_or_else(|_| "[]".into()))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let until = micros(now) + lease.as_micros() as i64;
+        let mut out = Vec::with_capacity(rows.len());
+        for (coupon_id, provider, program, desired_revision, attempts) in rows {
+            let Some(provider) = ProviderKind::parse(&provider) else {
+                continue;
+            };
+            let token = uuid::Uuid::now_v7().to_string();
+            sqlx::query("UPDATE outbox SET claimed_until = ?, claim_token = ? WHERE coupon_id = ? AND provider = ?")
+                .bind(until)
+                .bind(&token)
+                .bind(coupon_id)
+                .bind(provider.as_str())
+                .execute(&mut *tx)
+                .await?;
+            out.push(Claim {
+                coupon_id,
+                provider,
+                program,
+                desired_revision,
+                attempts,
+                token,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Claims one specific mark if it is due and free (the inline push of a write).
+    pub async fn claim_one(
+        &self,
+        coupon_id: i64,
+        provider: ProviderKind,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Option<Claim>> {
+        let mut tx = self.begin().await?;
+        let row: Option<ClaimRow> = sqlx::query_as(
+            "SELECT coupon_id, provider, program, desired_revision, attempts FROM outbox \
+             WHERE coupon_id = ? AND provider = ? AND status IN ('pending', 'retrying') \
+               AND (claimed_until IS NULL OR claimed_until < ?)",
+        )
+        .bind(coupon_id)
+        .bind(provider.as_str())
+        .bind(micros(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((coupon_id, _, program, desired_revision, attempts)) = row else {
+            return Ok(None);
+        };
+        let token = uuid::Uuid::now_v7().to_string();
+        sqlx::query("UPDATE outbox SET claimed_until = ?, claim_token = ? WHERE coupon_id = ? AND provider = ?")
+            .bind(micros(now) + lease.as_micros() as i64)
+            .bind(&token)
+            .bind(coupon_id)
+            .bind(provider.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(Claim {
+            coupon_id,
+            provider,
+            program,
+            desired_revision,
+            attempts,
+            token,
+        }))
+    }
+
+    /// Extends a lease; `false` when the claim was lost.
+    pub async fn renew_lease(&self, claim: &Claim, until: DateTime<Utc>) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE outbox SET claimed_until = ? WHERE coupon_id = ? AND provider = ? AND claim_token = ?")
+            .bind(micros(until))
+            .bind(claim.coupon_id)
+            .bind(claim.provider.as_str())
+            .bind(&claim.token)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Releases every lease (shutdown of the only worker, or start-up after a crash).
+    pub async fn release_all_claims(&self) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE outbox SET claimed_until = NULL, claim_token = NULL WHERE claim_token IS NOT NULL")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The coupon's *current* desired state (whatever revision the claim named).
+    pub async fn desired_state(&self, coupon_id: i64) -> Result<(DesiredState, i64)> {
+        let mut conn = self.read.acquire().await?;
+        let (_, coupon) = find_by_id(&mut conn, coupon_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let deleted: Option<i64> =
+            sqlx::query_scalar("SELECT deleted_at FROM coupons WHERE id = ?")
+                .bind(coupon_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        let mut codes = load_codes(&mut conn, &[coupon_id]).await?;
+        let codes = codes
+            .remove(&coupon_id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.code)
+            .collect();
+        let revision = coupon.revision;
+        Ok((
+            DesiredState {
+                coupon,
+                deleted: deleted.is_some(),
+                codes,
+            },
+            revision,
+        ))
+    }
+
+    /// The links of (coupon, provider).
+    pub async fn links(&self, coupon_id: i64, provider: ProviderKind) -> Result<Vec<Link>> {
+        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT object_kind, local_key, remote_id, fingerprint, remote FROM provider_links \
+             WHERE coupon_id = ? AND provider = ? ORDER BY object_kind, local_key",
+        )
+        .bind(coupon_id)
+        .bind(provider.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(kind, local_key, remote_id, fingerprint, remote)| Link {
+                kind,
+                local_key,
+                remote_id,
+                fingerprint,
+                remote: serde_json::from_str(&remote).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Records an attempt in one transaction: links as they now stand, the attempt log entry and
+    /// the mark (compare-and-set on the claim token; a newer revision keeps the mark pending).
+    pub async fn complete(
+        &self,
+        claim: &Claim,
+        pushed_revision: i64,
+        links: Option<&[Link]>,
+        completion: &Completion,
+        started: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let p = claim.provider.as_str();
+        let held: Option<i64> = sqlx::query_scalar("SELECT desired_revision FROM outbox WHERE coupon_id = ? AND provider = ? AND claim_token = ?")
+            .bind(claim.coupon_id)
+            .bind(p)
+            .bind(&claim.token)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(desired) = held else {
+            // the lease was lost (expired and taken again): write nothing
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        if let Some(links) = links {
+            sqlx::query("DELETE FROM provider_links WHERE coupon_id = ? AND provider = ?")
+                .bind(claim.coupon_id)
+                .bind(p)
+                .execute(&mut *tx)
+                .await?;
+            for l in links {
+                sqlx::query(
+                    "INSERT INTO provider_links (coupon_id, provider, object_kind, local_key, remote_id, fingerprint, revision, remote, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(claim.coupon_id)
+                .bind(p)
+                .bind(&l.kind)
+                .bind(&l.local_key)
+                .bind(&l.remote_id)
+                .bind(&l.fingerprint)
+                .bind(pushed_revision)
+                .bind(l.remote.to_string())
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let msg = match completion {
+            Completion::Synced { message }
+            | Completion::Retry { message, .. }
+            | Completion::Dead { message } => message.clone(),
+            Completion::Released => String::new(),
+        };
+        if !matches!(completion, Completion::Released) {
+            sqlx::query(
+                "INSERT INTO sync_attempts (coupon_id, provider, revision, attempt, started_at, finished_at, outcome, message) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(claim.coupon_id)
+            .bind(p)
+            .bind(pushed_revision)
+            .bind(claim.attempts + 1)
+            .bind(micros(started))
+            .bind(micros(now))
+            .bind(completion.outcome())
+            .bind(&msg)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let newer = desired > pushed_revision;
+        let q = match completion {
+            Completion::Synced { .. } => sqlx::query(
+                "UPDATE outbox SET synced_revision = ?, status = CASE WHEN ? THEN 'pending' ELSE 'synced' END, attempts = 0, \
+                 next_attempt_at = CASE WHEN ? THEN ? ELSE NULL END, last_message = ?, last_success = 1, \
+                 claimed_until = NULL, claim_token = NULL, updated_at = ? WHERE coupon_id = ? AND provider = ?",
+            )
+            .bind(pushed_revision)
+            .bind(newer)
+            .bind(newer)
+            .bind(micros(now)),
+            Completion::Retry { at, count_attempt, .. } => sqlx::query(
+                "UPDATE outbox SET status = 'retrying', attempts = attempts + ?, next_attempt_at = CASE WHEN ? THEN ? ELSE ? END, \
+                 last_message = ?, last_success = 0, claimed_until = NULL, claim_token = NULL, updated_at = ? \
+                 WHERE coupon_id = ? AND provider = ?",
+            )
+            .bind(i64::from(*count_attempt && !newer))
+            .bind(newer)
+            .bind(micros(now))
+            .bind(micros(*at)),
+            Completion::Dead { .. } => sqlx::query(
+                "UPDATE outbox SET status = CASE WHEN ? THEN 'pending' ELSE 'dead' END, attempts = attempts + 1, \
+                 next_attempt_at = CASE WHEN ? THEN ? ELSE NULL END, last_message = ?, last_success = 0, \
+                 claimed_until = NULL, claim_token = NULL, updated_at = ? WHERE coupon_id = ? AND provider = ?",
+            )
+            .bind(newer)
+            .bind(newer)
+            .bind(micros(now)),
+            Completion::Released => sqlx::query(
+                "UPDATE outbox SET last_message = CASE WHEN ? = '' THEN last_message ELSE ? END, claimed_until = NULL, claim_token = NULL, \
+                 updated_at = ? WHERE coupon_id = ? AND provider = ?",
+            )
+            .bind(msg.clone()),
+        };
+        q.bind(msg)
+            .bind(micros(now))
+            .bind(claim.coupon_id)
+            .bind(p)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Failed (retrying) and dead marks of a program.
+    pub async fn failed_marks(&self, program: &str, dead_only: bool) -> Result<Vec<MarkInfo>> {
+        let sql = format!(
+            "SELECT {MARK_COLUMNS} FROM outbox o JOIN coupons c ON c.id = o.coupon_id \
+             WHERE o.program = ? AND (o.status = 'dead' OR (? = 0 AND o.status = 'retrying')) ORDER BY o.updated_at"
+        );
+        let rows: Vec<MarkRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(program)
+            .bind(dead_only)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(MarkInfo::from).collect())
+    }
+
+    /// The attempt log of a coupon (newest last) and its marks.
+    pub async fn sync_history(
+        &self,
+        program: &str,
+        uuid_code: &str,
+    ) -> Result<Option<(Vec<MarkInfo>, Vec<Attempt>)>> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM coupons WHERE program = ? AND uuid_code = ?")
+                .bind(program)
+                .bind(uuid_code)
+                .fetch_optional(&self.read)
+                .await?;
+        let Some(id) = id else { return Ok(None) };
+        let sql = format!(
+            "SELECT {MARK_COLUMNS} FROM outbox o JOIN coupons c ON c.id = o.coupon_id WHERE o.coupon_id = ?"
+        );
+        let rows: Vec<MarkRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?;
+        let marks = rows.into_iter().map(MarkInfo::from).collect();
+        let attempts: Vec<Attempt> = sqlx::query_as(
+            "SELECT provider, revision, attempt, started_at, finished_at, outcome, message FROM sync_attempts WHERE coupon_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some((marks, attempts)))
+    }
+
+    /// Puts dead marks of a program (optionally one coupon) back to pending. Returns how many.
+    pub async fn retry_dead(
+        &self,
+        program: &str,
+        uuid_code: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? \
+             WHERE program = ? AND status = 'dead' \
+               AND (? IS NULL OR coupon_id IN (SELECT id FROM coupons WHERE program = ? AND uuid_code = ?))",
+        )
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(program)
+        .bind(uuid_code)
+        .bind(program)
+        .bind(uuid_code)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Outbox depth, dead count and the age of the oldest waiting mark.
+    pub async fn outbox_stats(&self, now: DateTime<Utc>) -> Result<OutboxStats> {
+        let (depth, dead, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT COALESCE(SUM(status IN ('pending', 'retrying')), 0), COALESCE(SUM(status = 'dead'), 0), \
+             MIN(CASE WHEN status IN ('pending', 'retrying') THEN updated_at END) FROM outbox",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(OutboxStats {
+            depth,
+            dead,
+            oldest_pending_secs: oldest.map(|t| (micros(now) - t).max(0) / 1_000_000),
+        })
+    }
+}
+
+impl Store {
+    /// Forgets a coupon's provider links, as if a crash had lost them (tests of adoption).
+    #[doc(hidden)]
+    pub async fn forget_links_for_tests(&self, program: &str, uuid_code: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM provider_links WHERE coupon_id IN (SELECT id FROM coupons WHERE program = ? AND uuid_code = ?)")
+            .bind(program)
+            .bind(uuid_code)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

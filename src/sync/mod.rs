@@ -1,8 +1,16 @@
-//! The sync engine's face towards the API: what a write answers about its provider push.
+//! The sync engine: durable outbox marks pushed to providers with retries.
+
+pub mod clock;
+pub mod connections;
+pub mod engine;
+pub mod retry;
 
 use crate::api::ProgramInfo;
-use crate::store::{CouponView, Store};
+use crate::store::CouponView;
+use crate::store::outbox::Completion;
+pub use engine::{Engine, EngineOptions};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Why the API asks for a push.
@@ -14,30 +22,33 @@ pub enum PushKind {
     Update,
 }
 
-/// The three `synchronization_*` fields of a write (spec §1.4), and the view after any push.
+/// The three `synchronization_*` fields of a write (spec §1.4).
 #[derive(Debug, Clone)]
 pub struct SyncReport {
     pub enabled: bool,
     pub successful: bool,
     pub message: String,
-    /// The coupon as re-read after an inline push (sync state changed).
-    pub view: Option<CouponView>,
 }
 
-/// Hands writes to the sync engine.
+/// Hands API writes to the sync engine.
 #[derive(Clone)]
 pub struct Dispatcher {
-    #[allow(dead_code)]
-    store: Store,
+    engine: Option<Arc<Engine>>,
     wake: Arc<Notify>,
+    deadline: Duration,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store) -> Self {
+    pub fn new(engine: Option<Arc<Engine>>, deadline: Duration) -> Self {
         Self {
-            store,
+            engine,
             wake: Arc::new(Notify::new()),
+            deadline,
         }
+    }
+
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     /// Wakes the worker: new marks are due.
@@ -45,7 +56,7 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    /// Answers the sync fields of a coupon write.
+    /// Answers the sync fields of a coupon write; pushes inline (within the deadline) when asked.
     pub async fn report(
         &self,
         _program: &ProgramInfo,
@@ -57,28 +68,63 @@ impl Dispatcher {
                 enabled: false,
                 successful: false,
                 message: String::new(),
-                view: None,
             };
         };
-        match push {
-            None => SyncReport {
+        let Some(kind) = push else {
+            return SyncReport {
                 enabled: true,
-                successful: view.sync.as_ref().is_some_and(|s| s.last_success),
+                successful: view.sync.as_ref().is_some_and(|s| s.in_sync()),
                 message: String::new(),
-                view: None,
+            };
+        };
+        let d = provider.display();
+        let verb = if kind == PushKind::Create {
+            "created"
+        } else {
+            "updated"
+        };
+        let queued = |why: &str| SyncReport {
+            enabled: true,
+            successful: false,
+            message: format!(
+                "The coupon is queued for synchronization with {d}: {why}; the sync worker will finish it."
+            ),
+        };
+        let Some(engine) = self.engine.clone() else {
+            return queued("no sync worker is running");
+        };
+        let coupon_id = view.id;
+        let handle = tokio::spawn(async move { engine.push_now(coupon_id, provider).await });
+        match tokio::time::timeout(self.deadline, handle).await {
+            Ok(Ok(Ok(Some(Completion::Synced { message })))) => SyncReport {
+                enabled: true,
+                successful: true,
+                message,
             },
-            Some(_) => {
-                self.wake();
+            Ok(Ok(Ok(Some(Completion::Retry { message, .. } | Completion::Dead { message })))) => {
                 SyncReport {
                     enabled: true,
                     successful: false,
-                    message: format!(
-                        "The coupon is queued for synchronization with {}.",
-                        provider.display()
-                    ),
-                    view: None,
+                    message: format!("The coupon could not be {verb} in {d}: {message}"),
                 }
             }
+            Ok(Ok(Ok(Some(Completion::Released) | None))) => {
+                self.wake();
+                queued("another push of this coupon is in progress")
+            }
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = %e, "inline push could not be recorded");
+                self.wake();
+                queued("the push could not be recorded")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "inline push task failed");
+                queued("the push task failed")
+            }
+            Err(_) => queued(&format!(
+                "the push did not finish within {} ms",
+                self.deadline.as_millis()
+            )),
         }
     }
 }

@@ -44,6 +44,8 @@ api_keys = ["{OTHER_KEY}"]
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    pub engine: std::sync::Arc<coupond::sync::Engine>,
+    pub store: coupond::store::Store,
     /// Holds the store directory for the test's lifetime.
     pub _dir: TempDir,
 }
@@ -55,11 +57,19 @@ impl TestApp {
 
     /// Starts a daemon with the base config plus `extra` TOML.
     pub async fn spawn_with(extra: &str) -> Self {
+        Self::spawn_opts(extra, true).await
+    }
+
+    /// As `spawn_with`; `worker: false` leaves the sync queue to `engine.run_once()`.
+    pub async fn spawn_opts(extra: &str, worker: bool) -> Self {
+        Self::spawn_layers(&[extra], worker).await
+    }
+
+    /// The base config, then each of `layers` as its own configuration layer.
+    pub async fn spawn_layers(layers: &[&str], worker: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let overlays = vec![
-            base_config(&dir.path().join("coupond.db")),
-            extra.to_owned(),
-        ];
+        let mut overlays = vec![base_config(&dir.path().join("coupond.db"))];
+        overlays.extend(layers.iter().map(|l| l.to_string()));
         let settings = Settings::load(&Sources {
             overlays,
             env: Some(BTreeMap::new()),
@@ -67,12 +77,18 @@ impl TestApp {
         })
         .expect("config");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let app = App::build(settings, Some(listener)).await.expect("build");
+        let mut app = App::build(settings, Some(listener)).await.expect("build");
+        if !worker {
+            app = app.without_worker();
+        }
         let base = format!("http://{}", app.local_addr());
+        let (engine, store) = (app.engine.clone(), app.state.store.clone());
         tokio::spawn(app.run(std::future::pending()));
         Self {
             base,
             client: reqwest::Client::new(),
+            engine,
+            store,
             _dir: dir,
         }
     }

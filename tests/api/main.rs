@@ -1,6 +1,7 @@
 //! The one integration-test binary.
 
 mod helpers;
+mod stripe_env;
 
 mod auth;
 mod coupons;
@@ -9,4 +10,5 @@ mod openapi;
 mod promotion_codes;
 mod robustness;
 mod seeds;
+mod sync_stripe;
 mod transactions;

@@ -1,0 +1,225 @@
+//! The shared HTTP transport of the adapters: one reqwest client, a token bucket per connection,
+//! quick in-attempt retries of transport failures (backon), and per-connection call statistics.
+
+use super::ProviderError;
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::HeaderMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A token bucket for one provider connection (or one base URL, for Paddle).
+pub struct Limiter {
+    inner: DefaultDirectRateLimiter,
+    per_second: f64,
+}
+
+impl Limiter {
+    /// `count` requests per `period`, evenly spaced (burst 1), so no window ever exceeds the rate.
+    pub fn new(count: u32, period: Duration) -> Self {
+        let count = NonZeroU32::new(count.max(1)).expect("nonzero");
+        let quota = Quota::with_period(period / count.get())
+            .expect("nonzero period")
+            .allow_burst(NonZeroU32::MIN);
+        Self {
+            inner: RateLimiter::direct(quota),
+            per_second: f64::from(count.get()) / period.as_secs_f64(),
+        }
+    }
+
+    pub async fn ready(&self) {
+        self.inner.until_ready().await;
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.per_second
+    }
+}
+
+/// What `/status` shows of a connection's calls.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct CallStats {
+    pub calls: u64,
+    pub throttled_429: u64,
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+/// A raw answer.
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One provider connection's way to the network.
+pub struct Transport {
+    pub provider: &'static str,
+    client: reqwest::Client,
+    limiter: Arc<Limiter>,
+    stats: Mutex<CallStats>,
+    /// After a 429 with `Retry-After`, no request is sent before this instant.
+    paused_until: Mutex<Option<Instant>>,
+    max_pause: Duration,
+}
+
+/// A pause shorter than this is waited out inside the call; a longer one fails the call fast.
+const WAIT_OUT_PAUSE: Duration = Duration::from_secs(10);
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
+impl Transport {
+    /// `max_pause` clamps how long a provider's `Retry-After` may pause this connection.
+    pub fn new(
+        provider: &'static str,
+        client: reqwest::Client,
+        limiter: Arc<Limiter>,
+        max_pause: Duration,
+    ) -> Self {
+        Self {
+            provider,
+            client,
+            limiter,
+            stats: Mutex::new(CallStats::default()),
+            paused_until: Mutex::new(None),
+            max_pause,
+        }
+    }
+
+    /// How long the connection stays paused by a `Retry-After`, if it is.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let until = (*self.paused_until.lock().unwrap_or_else(|e| e.into_inner()))?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Honours a pause: short ones are waited out, long ones fail the call as throttled.
+    async fn respect_pause(&self) -> Result<(), ProviderError> {
+        while let Some(left) = self.paused_for() {
+            if left > WAIT_OUT_PAUSE {
+                return Err(ProviderError::RateLimited {
+                    provider: self.provider,
+                    retry_after: Some(left),
+                    detail: "paused by an earlier Retry-After".into(),
+                });
+            }
+            tokio::time::sleep(left).await;
+        }
+        Ok(())
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    pub fn stats(&self) -> CallStats {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends one request (rebuilt by `make` for each try). Transport failures are retried a few
+    /// times at once; every try waits for the token bucket. Any HTTP answer is returned as is.
+    pub async fn send(
+        &self,
+        op: &'static str,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Answer, ProviderError> {
+        let started = Instant::now();
+        self.respect_pause().await?;
+        let attempt = || async {
+            self.limiter.ready().await;
+            let resp = make().send().await?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await?;
+            Ok::<_, reqwest::Error>(Answer {
+                status,
+                headers,
+                body,
+            })
+        };
+        let result = attempt
+            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_delay(Duration::from_secs(1)).with_max_times(3).with_jitter())
+            .when(|e: &reqwest::Error| e.is_connect() || e.is_request() || e.is_body() || e.is_decode())
+            .notify(|e, d| tracing::debug!(provider = self.provider, op, error = %e, delay = ?d, "transport retry"))
+            .await;
+        let elapsed = started.elapsed();
+        let now = crate::domain::time::format_ts(&chrono::Utc::now());
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.calls += 1;
+        let outcome = match &result {
+            Ok(a) if a.status == 429 => {
+                stats.throttled_429 += 1;
+                if let Some(ra) = retry_after(&a.headers) {
+                    let until = Instant::now() + ra.min(self.max_pause);
+                    let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+                    *p = Some(p.map_or(until, |x| x.max(until)));
+                }
+                "throttled"
+            }
+            Ok(a) if a.status < 400 => {
+                stats.last_success = Some(now.clone());
+                "success"
+            }
+            Ok(a) => {
+                stats.last_error = Some(format!("{op}: HTTP {}", a.status));
+                stats.last_error_at = Some(now.clone());
+                "error"
+            }
+            Err(e) => {
+                stats.last_error = Some(format!("{op}: {e}"));
+                stats.last_error_at = Some(now.clone());
+                "transport_error"
+            }
+        };
+        drop(stats);
+        metrics::counter!("coupond_provider_calls_total", "provider" => self.provider, "operation" => op, "outcome" => outcome).increment(1);
+        metrics::histogram!("coupond_provider_call_seconds", "provider" => self.provider, "operation" => op).record(elapsed.as_secs_f64());
+        if outcome == "throttled" {
+            metrics::counter!("coupond_provider_429_total", "provider" => self.provider)
+                .increment(1);
+        }
+        result.map_err(|e| {
+            let detail = e.to_string();
+            if e.is_timeout() {
+                ProviderError::Timeout {
+                    provider: self.provider,
+                    detail,
+                }
+            } else {
+                ProviderError::Transient {
+                    provider: self.provider,
+                    status: None,
+                    detail,
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,149 @@
+//! The connected providers of every program, with their health and rate limiters.
+
+use crate::config::{PaddleSettings, Settings};
+use crate::domain::ProviderKind;
+use crate::providers::Adapter;
+use crate::providers::http::{CallStats, Limiter, Transport};
+use crate::providers::stripe::StripeClient;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Whether the provider accepts our credentials.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// `Some(reason)` after a 401/403, until a call succeeds again.
+    pub credentials_rejected: Option<String>,
+    pub next_probe: Option<Instant>,
+}
+
+/// One provider connection of one program.
+pub struct Connection {
+    pub program: String,
+    pub provider: ProviderKind,
+    pub currency: String,
+    pub adapter: Adapter,
+    health: Mutex<Health>,
+}
+
+impl Connection {
+    pub fn health(&self) -> Health {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn mark_rejected(&self, reason: String, probe_after: Duration) {
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        if h.credentials_rejected.is_none() {
+            tracing::warn!(program = %self.program, provider = %self.provider, %reason, "provider rejected the credentials; parking its work");
+        }
+        h.credentials_rejected = Some(reason);
+        h.next_probe = Some(Instant::now() + probe_after);
+    }
+
+    pub fn mark_ok(&self) {
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        if h.credentials_rejected.take().is_some() {
+            tracing::info!(program = %self.program, provider = %self.provider, "provider accepts the credentials again; resuming");
+        }
+        h.next_probe = None;
+    }
+
+    /// Unhealthy and not yet due for a probe, or paused by a `Retry-After`: its work is not claimed.
+    pub fn parked(&self) -> bool {
+        if self.transport().and_then(Transport::paused_for).is_some() {
+            return true;
+        }
+        let h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        h.credentials_rejected.is_some() && h.next_probe.is_none_or(|t| Instant::now() < t)
+    }
+
+    pub fn transport(&self) -> Option<&Transport> {
+        match &self.adapter {
+            Adapter::Stripe(c) => Some(c.transport()),
+            Adapter::Unsupported(_) => None,
+        }
+    }
+
+    pub fn stats(&self) -> CallStats {
+        self.transport().map(Transport::stats).unwrap_or_default()
+    }
+}
+
+/// All connections, keyed by (program, provider).
+#[derive(Default)]
+pub struct Connections {
+    map: HashMap<(String, ProviderKind), Arc<Connection>>,
+}
+
+impl Connections {
+    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(s.sync.request_timeout_ms))
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("coupond/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let max_pause = Duration::from_secs(s.sync.max_retry_after_secs);
+        let mut map = HashMap::new();
+        // Paddle limits per IP: one bucket per base URL, shared by the programs using it.
+        let mut paddle_buckets: HashMap<String, Arc<Limiter>> = HashMap::new();
+        for (name, p) in &s.programs {
+            let mut add = |provider: ProviderKind, adapter: Adapter| {
+                let c = Connection {
+                    program: name.clone(),
+                    provider,
+                    currency: p.currency.clone(),
+                    adapter,
+                    health: Mutex::new(Health::default()),
+                };
+                map.insert((name.clone(), provider), Arc::new(c));
+            };
+            if let Some(st) = p.stripe.as_ref().filter(|x| x.enabled) {
+                let limiter = Arc::new(Limiter::new(st.rate_per_second, Duration::from_secs(1)));
+                let t = Transport::new("Stripe", client.clone(), limiter, max_pause);
+                let key = st.secret_key.clone().expect("validated");
+                add(
+                    ProviderKind::Stripe,
+                    Adapter::Stripe(Box::new(StripeClient::new(&st.base_url, key, t))),
+                );
+            }
+            if p.shopify.as_ref().is_some_and(|x| x.enabled) {
+                add(
+                    ProviderKind::Shopify,
+                    Adapter::Unsupported(ProviderKind::Shopify),
+                );
+            }
+            if p.woocommerce.as_ref().is_some_and(|x| x.enabled) {
+                add(
+                    ProviderKind::WooCommerce,
+                    Adapter::Unsupported(ProviderKind::WooCommerce),
+                );
+            }
+            if let Some(pd) = p.paddle.as_ref().filter(|x| x.enabled) {
+                let _bucket = paddle_bucket(&mut paddle_buckets, pd);
+                add(
+                    ProviderKind::Paddle,
+                    Adapter::Unsupported(ProviderKind::Paddle),
+                );
+            }
+        }
+        Ok(Self { map })
+    }
+
+    pub fn get(&self, program: &str, provider: ProviderKind) -> Option<Arc<Connection>> {
+        self.map.get(&(program.to_owned(), provider)).cloned()
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Connection>> {
+        self.map.values()
+    }
+}
+
+fn paddle_bucket(buckets: &mut HashMap<String, Arc<Limiter>>, pd: &PaddleSettings) -> Arc<Limiter> {
+    buckets
+        .entry(pd.url().trim_end_matches('/').to_owned())
+        .or_insert_with(|| Arc::new(Limiter::new(pd.rate_per_minute, Duration::from_secs(60))))
+        .clone()
+}

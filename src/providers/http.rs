@@ -75,6 +75,14 @@ pub struct Transport {
 /// A pause shorter than this is waited out inside the call; a longer one fails the call fast.
 const WAIT_OUT_PAUSE: Duration = Duration::from_secs(10);
 
+/// Why a send did not produce an answer.
+#[derive(Debug)]
+enum SendError {
+    Http(reqwest::Error),
+    /// The connection is paused by a `Retry-After` for this much longer.
+    Paused(Duration),
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers
@@ -109,29 +117,6 @@ impl Transport {
         }
     }
 
-    /// How long the connection stays paused by a `Retry-After`, if it is.
-    pub fn paused_for(&self) -> Option<Duration> {
-        let until = (*self.paused_until.lock().unwrap_or_else(|e| e.into_inner()))?;
-        until
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-    }
-
-    /// Honours a pause: short ones are waited out, long ones fail the call as throttled.
-    async fn respect_pause(&self) -> Result<(), ProviderError> {
-        while let Some(left) = self.paused_for() {
-            if left > WAIT_OUT_PAUSE {
-                return Err(ProviderError::RateLimited {
-                    provider: self.provider,
-                    retry_after: Some(left),
-                    detail: "paused by an earlier Retry-After".into(),
-                });
-            }
-            tokio::time::sleep(left).await;
-        }
-        Ok(())
-    }
-
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
@@ -144,6 +129,27 @@ impl Transport {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// How long the connection stays paused by a `Retry-After`, if it is.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let until = (*self.paused_until.lock().unwrap_or_else(|e| e.into_inner()))?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Waits for a token, then honours a pause: short ones are waited out (and a token taken
+    /// again), long ones fail the call as throttled. Checked right before each send.
+    async fn clearance(&self) -> Result<(), Duration> {
+        loop {
+            self.limiter.ready().await;
+            match self.paused_for() {
+                None => return Ok(()),
+                Some(left) if left <= WAIT_OUT_PAUSE => tokio::time::sleep(left).await,
+                Some(left) => return Err(left),
+            }
+        }
+    }
+
     /// Sends one request (rebuilt by `make` for each try). Transport failures are retried a few
     /// times at once; every try waits for the token bucket. Any HTTP answer is returned as is.
     pub async fn send(
@@ -152,23 +158,30 @@ impl Transport {
         make: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Answer, ProviderError> {
         let started = Instant::now();
-        self.respect_pause().await?;
         let attempt = || async {
-            self.limiter.ready().await;
-            let resp = make().send().await?;
+            self.clearance().await.map_err(SendError::Paused)?;
+            let resp = make().send().await.map_err(SendError::Http)?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            let body = resp.bytes().await?;
-            Ok::<_, reqwest::Error>(Answer {
+            let body = resp.bytes().await.map_err(SendError::Http)?;
+            Ok::<_, SendError>(Answer {
                 status,
                 headers,
                 body,
             })
         };
         let result = attempt
-            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_delay(Duration::from_secs(1)).with_max_times(3).with_jitter())
-            .when(|e: &reqwest::Error| e.is_connect() || e.is_request() || e.is_body() || e.is_decode())
-            .notify(|e, d| tracing::debug!(provider = self.provider, op, error = %e, delay = ?d, "transport retry"))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(50))
+                    .with_max_delay(Duration::from_secs(1))
+                    .with_max_times(3)
+                    .with_jitter(),
+            )
+            .when(|e: &SendError| {
+                matches!(e, SendError::Http(e) if e.is_connect() || e.is_request() || e.is_body() || e.is_decode())
+            })
+            .notify(|e, d| tracing::debug!(provider = self.provider, op, error = ?e, delay = ?d, "transport retry"))
             .await;
         let elapsed = started.elapsed();
         let now = crate::domain::time::format_ts(&chrono::Utc::now());
@@ -193,7 +206,8 @@ impl Transport {
                 stats.last_error_at = Some(now.clone());
                 "error"
             }
-            Err(e) => {
+            Err(SendError::Paused(_)) => "paused",
+            Err(SendError::Http(e)) => {
                 stats.last_error = Some(format!("{op}: {e}"));
                 stats.last_error_at = Some(now.clone());
                 "transport_error"
@@ -206,20 +220,21 @@ impl Transport {
             metrics::counter!("coupond_provider_429_total", "provider" => self.provider)
                 .increment(1);
         }
-        result.map_err(|e| {
-            let detail = e.to_string();
-            if e.is_timeout() {
-                ProviderError::Timeout {
-                    provider: self.provider,
-                    detail,
-                }
-            } else {
-                ProviderError::Transient {
-                    provider: self.provider,
-                    status: None,
-                    detail,
-                }
-            }
+        result.map_err(|e| match e {
+            SendError::Paused(left) => ProviderError::RateLimited {
+                provider: self.provider,
+                retry_after: Some(left),
+                detail: "paused by an earlier Retry-After".into(),
+            },
+            SendError::Http(e) if e.is_timeout() => ProviderError::Timeout {
+                provider: self.provider,
+                detail: e.to_string(),
+            },
+            SendError::Http(e) => ProviderError::Transient {
+                provider: self.provider,
+                status: None,
+                detail: e.to_string(),
+            },
         })
     }
 }

@@ -16,6 +16,8 @@ pub struct Faults {
     pub rate_429: f64,
     /// `Retry-After` seconds on injected 429s (`None`: no header, as Stripe).
     pub retry_after_secs: Option<u64>,
+    /// Share of injected 429s that carry the `Retry-After` (0 is read as all of them).
+    pub retry_after_share: f64,
     /// Fraction of requests answered 500 (after executing: replayed for the same idempotency key).
     pub rate_500: f64,
     /// Fraction of requests whose connection is dropped after executing.
@@ -111,10 +113,18 @@ impl Common {
         }
         let f = self.faults.lock().unwrap().clone();
         if f.rate_429 > 0.0 && rand::rng().random_bool(f.rate_429.min(1.0)) {
-            if let Some(s) = f.retry_after_secs {
+            let share = if f.retry_after_share > 0.0 {
+                f.retry_after_share.min(1.0)
+            } else {
+                1.0
+            };
+            let retry_after = f
+                .retry_after_secs
+                .filter(|_| rand::rng().random_bool(share));
+            if let Some(s) = retry_after {
                 *self.blocked_until.lock().unwrap() = Some((now, now + Duration::from_secs(s)));
             }
-            return Err(f.retry_after_secs);
+            return Err(retry_after);
         }
         Ok(())
     }

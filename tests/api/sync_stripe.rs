@@ -376,6 +376,7 @@ async fn faults_end_synced_within_rate_and_retry_after() {
     env.sim.common.set_faults(coupond::simulators::Faults {
         rate_429: 0.3,
         retry_after_secs: Some(1),
+        retry_after_share: 0.15,
         rate_500: 0.1,
         ..Default::default()
     });

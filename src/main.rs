@@ -12,7 +12,7 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let demo = if cli.demo {
-        match Demo::prepare() {
+        match Demo::prepare().await {
             Ok(d) => Some(d),
             Err(e) => {
                 eprintln!("coupond: cannot prepare the demo store: {e}");

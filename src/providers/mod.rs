@@ -5,7 +5,7 @@ pub mod http;
 pub mod stripe;
 
 use crate::domain::ProviderKind;
-use crate::store::outbox::{DesiredState, Link};
+use crate::store::outbox::{DesiredState, Link, LinkJournal};
 use std::time::Duration;
 
 /// How the sync engine must treat a failure.
@@ -49,12 +49,14 @@ pub enum ProviderError {
         status: u16,
         detail: String,
     },
-    /// A 4xx that will not change on retry. `code` is the provider's machine-readable code.
+    /// A 4xx that will not change on retry. `code` is the provider's machine-readable code and
+    /// `param` the parameter it names, when it gave them.
     #[error("{provider} refused the request ({status} {}: {detail})", code.as_deref().unwrap_or("error"))]
     Rejected {
         provider: &'static str,
         status: u16,
         code: Option<String>,
+        param: Option<String>,
         detail: String,
     },
     /// The provider cannot hold a field of the coupon: names the field, the value and the limit.
@@ -89,6 +91,14 @@ impl ProviderError {
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Rejected { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The parameter a rejection names.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { param, .. } => param.as_deref(),
             _ => None,
         }
     }
@@ -141,6 +151,31 @@ pub struct PushInput<'a> {
     /// Attempt number at this revision (1-based); part of idempotency keys.
     pub attempt: i64,
     pub now: chrono::DateTime<chrono::Utc>,
+    /// Where the adapter records its links before and after side effects.
+    pub journal: &'a LinkJournal,
+}
+
+impl PushInput<'_> {
+    /// Records the links now; a lost claim or a store failure stops the push (retried later).
+    pub async fn record(
+        &self,
+        links: &[Link],
+        provider: &'static str,
+    ) -> Result<(), ProviderError> {
+        match self.journal.save(links).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ProviderError::Transient {
+                provider,
+                status: None,
+                detail: "the claim on this sync was lost".into(),
+            }),
+            Err(e) => Err(ProviderError::Transient {
+                provider,
+                status: None,
+                detail: format!("recording progress failed: {e}"),
+            }),
+        }
+    }
 }
 
 /// The adapters, dispatched by provider.

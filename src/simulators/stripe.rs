@@ -721,7 +721,19 @@ impl StripeSim {
             ("POST", ["v1", "coupons"]) => self.create_coupon(p),
             ("POST", ["v1", "coupons", id]) => self.update_coupon(id, p),
             ("DELETE", ["v1", "coupons", id]) => self.delete_coupon(id),
-            ("GET", ["v1", "coupons"]) => Self::list(self.coupons(), p, "/v1/coupons"),
+            ("GET", ["v1", "coupons"]) => match unknown_params(
+                p,
+                &[
+                    "limit",
+                    "starting_after",
+                    "ending_before",
+                    "created",
+                    "expand",
+                ],
+            ) {
+                Err(e) => e,
+                Ok(()) => Self::list(self.coupons(), p, "/v1/coupons"),
+            },
             ("GET", ["v1", "coupons", id]) => {
                 match Self::live_coupon(&self.data.lock().unwrap(), id) {
                     Some(c) => (StatusCode::OK, c.clone()),
@@ -737,6 +749,21 @@ impl StripeSim {
             ("POST", ["v1", "promotion_codes"]) => self.create_code(p),
             ("POST", ["v1", "promotion_codes", id]) => self.update_code(id, p),
             ("GET", ["v1", "promotion_codes"]) => {
+                let allowed = [
+                    "active",
+                    "code",
+                    "coupon",
+                    "customer",
+                    "customer_account",
+                    "created",
+                    "limit",
+                    "starting_after",
+                    "ending_before",
+                    "expand",
+                ];
+                if let Err(e) = unknown_params(p, &allowed) {
+                    return e;
+                }
                 let filter = |c: &Value| {
                     p.get("code").and_then(Value::as_str).is_none_or(|x| {
                         c["code"]

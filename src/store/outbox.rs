@@ -285,6 +285,85 @@ impl From<MarkRow> for MarkInfo {
 
 const MARK_COLUMNS: &str = "c.uuid_code, o.provider, o.status, o.attempts, o.desired_revision, o.synced_revision, o.next_attempt_at, o.last_message";
 
+/// Replaces the links of (coupon, provider).
+async fn write_links(
+    conn: &mut SqliteConnection,
+    claim: &Claim,
+    revision: i64,
+    links: &[Link],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let p = claim.provider.as_str();
+    sqlx::query("DELETE FROM provider_links WHERE coupon_id = ? AND provider = ?")
+        .bind(claim.coupon_id)
+        .bind(p)
+        .execute(&mut *conn)
+        .await?;
+    for l in links {
+        sqlx::query(
+            "INSERT INTO provider_links (coupon_id, provider, object_kind, local_key, remote_id, fingerprint, revision, remote, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(claim.coupon_id)
+        .bind(p)
+        .bind(&l.kind)
+        .bind(&l.local_key)
+        .bind(&l.remote_id)
+        .bind(&l.fingerprint)
+        .bind(revision)
+        .bind(l.remote.to_string())
+        .bind(micros(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Lets an adapter record its links part-way through a push (before and after side effects), so
+/// a crash between a provider call and the end of the push cannot lose what was created.
+pub struct LinkJournal {
+    store: Store,
+    claim: Claim,
+    revision: i64,
+}
+
+impl LinkJournal {
+    pub fn new(store: Store, claim: Claim, revision: i64) -> Self {
+        Self {
+            store,
+            claim,
+            revision,
+        }
+    }
+
+    /// Records `links` while the claim is still held; `false` when it was lost.
+    pub async fn save(&self, links: &[Link]) -> Result<bool> {
+        let mut tx = self.store.begin().await?;
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM outbox WHERE coupon_id = ? AND provider = ? AND claim_token = ?",
+        )
+        .bind(self.claim.coupon_id)
+        .bind(self.claim.provider.as_str())
+        .bind(&self.claim.token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if held.is_none() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        write_links(
+            &mut tx,
+            &self.claim,
+            self.revision,
+            links,
+            chrono::Utc::now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
 impl Store {
     /// Claims up to `limit` due marks (not held by a live lease), skipping `exclude`
     /// (program, provider) connections. Each claim holds a lease until `now + lease`.

@@ -7,7 +7,7 @@ use super::retry::RetryPolicy;
 use crate::domain::ProviderKind;
 use crate::domain::time::format_ts;
 use crate::providers::{ErrorClass, PushInput, PushNote};
-use crate::store::outbox::{Claim, Completion};
+use crate::store::outbox::{Claim, Completion, LinkJournal};
 use crate::store::{Store, StoreError};
 use futures_util::future::join_all;
 use rand::Rng;
@@ -215,12 +215,14 @@ impl Engine {
         };
         let mut links = self.store.links(claim.coupon_id, claim.provider).await?;
         let heartbeat = self.heartbeat(claim.clone());
+        let journal = LinkJournal::new(self.store.clone(), claim.clone(), revision);
         let input = PushInput {
             program: &claim.program,
             currency: &conn.currency,
             desired: &desired,
             attempt: claim.attempts + 1,
             now: started,
+            journal: &journal,
         };
         let result = conn.adapter.push(&input, &mut links).await;
         heartbeat.cancel();

@@ -49,3 +49,52 @@ async fn acknowledged_writes_survive_kill_9() {
         );
     }
 }
+
+/// The README's first command: `coupond --demo` starts with no config, prints a key, and a coupon
+/// created with `sync.provider: stripe` is synced to the built-in simulator.
+#[tokio::test]
+async fn demo_runs_without_configuration_and_syncs() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_coupond"))
+        .arg("--demo")
+        .env("COUPOND_SERVER__LISTEN", "127.0.0.1:0")
+        .env_remove("COUPOND_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut base, mut key) = (None, None);
+    while base.is_none() || key.is_none() {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("coupond demo is running on ") {
+            base = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(k) = line.strip_prefix("API key of program \"demo\": ") {
+            key = Some(k.trim().to_owned());
+        }
+    }
+    let (base, key) = (base.unwrap(), key.unwrap());
+    let mut c = coupon("WELCOME");
+    c["sync"] = json!({"provider": "stripe"});
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v1/coupons"))
+        .bearer_auth(&key)
+        .json(&c)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["synchronization_successful"], true, "{r}");
+    assert_eq!(
+        r["synchronization_message"],
+        "The coupon was successfully created in Stripe."
+    );
+    child.start_kill().unwrap();
+}

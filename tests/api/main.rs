@@ -5,6 +5,7 @@ mod stripe_env;
 
 mod auth;
 mod coupons;
+mod crash;
 mod durability;
 mod openapi;
 mod promotion_codes;

@@ -42,6 +42,7 @@ struct CreateCoupon<'a> {
 #[derive(Serialize)]
 struct UpdateCoupon<'a> {
     name: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     metadata: BTreeMap<String, String>,
 }
 
@@ -79,6 +80,8 @@ struct CreateCode<'a> {
 #[derive(Serialize)]
 struct UpdateCode {
     active: bool,
+    /// Never sent empty: `metadata=` would clear every key (our markers included).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     metadata: BTreeMap<String, String>,
 }
 
@@ -94,6 +97,13 @@ fn metadata_update(
         }
     }
     m
+}
+
+/// A flat query string (`code=X&active=true`).
+fn query(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 fn form<T: Serialize>(v: &T) -> String {
@@ -170,6 +180,7 @@ impl StripeClient {
         let body = ans.json();
         let err = &body["error"];
         let code = err["code"].as_str().map(str::to_owned);
+        let param = err["param"].as_str().map(str::to_owned);
         let detail = err["message"].as_str().unwrap_or("no message").to_owned();
         let should_retry = ans
             .headers
@@ -191,6 +202,7 @@ impl StripeClient {
                 provider: PROVIDER,
                 status: s,
                 code,
+                param,
                 detail,
             },
             s if should_retry == Some(true) || s == 408 || s == 409 || s == 424 || s >= 500 => {
@@ -204,6 +216,7 @@ impl StripeClient {
                 provider: PROVIDER,
                 status: s,
                 code,
+                param,
                 detail,
             },
         })
@@ -241,7 +254,8 @@ impl StripeClient {
         Self::classify(ans)
     }
 
-    /// A POST with an idempotency key derived from what it does and the attempt number: in-attempt
+    /// A POST with an idempotency key derived from what it does, the coupon's revision and the
+    /// attempt number: in-attempt
     /// transport retries replay; a later attempt (after e.g. a replayed 500) gets a fresh key, and
     /// duplicates are then prevented by deterministic ids and adopt-on-duplicate.
     async fn post(
@@ -251,9 +265,12 @@ impl StripeClient {
         path: &str,
         body: String,
     ) -> Result<Value, ProviderError> {
+        // The revision is part of the key: attempt numbers restart at every revision, and a key
+        // reused from an earlier revision would replay that old answer instead of executing.
+        let c = &input.desired.coupon;
         let key_src = format!(
-            "{}|{}|{op}|{path}|{body}|{}",
-            input.program, input.desired.coupon.uuid_code, input.attempt
+            "{}|{}|r{}|a{}|{op}|{path}|{body}",
+            input.program, c.uuid_code, c.revision, input.attempt
         );
         let key = hex::encode(Sha256::digest(key_src.as_bytes()));
         self.call(op, Method::POST, path, Some(body), Some(key))
@@ -285,44 +302,76 @@ impl StripeClient {
         let mut note = PushNote::default();
         let want_id = coupon_id(input.program, &d.coupon.uuid_code, &spec);
         let current = links.iter().find(|l| l.kind == "coupon").cloned();
-        let id = match &current {
-            Some(l) if l.fingerprint == spec.immutable() => {
-                let pushed: Option<CouponSpec> = serde_json::from_value(l.remote.clone()).ok();
-                if pushed
-                    .as_ref()
-                    .is_none_or(|p| p.name != spec.name || p.metadata != spec.metadata)
-                {
-                    let old_meta = pushed.map(|p| p.metadata).unwrap_or_default();
-                    let body = form(&UpdateCoupon {
-                        name: &spec.name,
-                        metadata: metadata_update(&old_meta, &spec.metadata),
-                    });
-                    self.post(
+        // Same terms: edit name and metadata in place. A 404 means the coupon is gone (deleted by
+        // hand, or before a crash): it is created again below.
+        let mut in_place = None;
+        if let Some(l) = current
+            .as_ref()
+            .filter(|l| l.fingerprint == spec.immutable())
+        {
+            let pushed: Option<CouponSpec> = serde_json::from_value(l.remote.clone()).ok();
+            if pushed
+                .as_ref()
+                .is_none_or(|p| p.name != spec.name || p.metadata != spec.metadata)
+            {
+                let old_meta = pushed.map(|p| p.metadata).unwrap_or_default();
+                let body = form(&UpdateCoupon {
+                    name: &spec.name,
+                    metadata: metadata_update(&old_meta, &spec.metadata),
+                });
+                match self
+                    .post(
                         input,
                         "update_coupon",
                         &format!("/v1/coupons/{}", l.remote_id),
                         body,
                     )
-                    .await?;
+                    .await
+                {
+                    Ok(_) => in_place = Some(l.remote_id.clone()),
+                    Err(e) if e.status() == Some(404) => links.retain(|x| x.kind != "coupon"),
+                    Err(e) => return Err(e),
                 }
-                l.remote_id.clone()
+            } else {
+                in_place = Some(l.remote_id.clone());
             }
-            other => {
-                if let Some(old) = other {
+        }
+        let id = match in_place {
+            Some(id) => id,
+            None => {
+                if let Some(old) = links.iter().find(|l| l.kind == "coupon").cloned() {
                     // keep the old coupon known until its codes have moved and it is deleted
+                    links.retain(|x| x.kind != "coupon");
                     set_link(
                         links,
                         Link {
                             kind: "retire".into(),
                             local_key: old.remote_id.clone(),
-                            ..old.clone()
+                            ..old
                         },
                     );
                     note.replaced = Some("discount terms cannot be edited in place".into());
-                } else {
+                } else if current.is_none() {
                     note.created = true;
                 }
-                self.create_or_adopt_coupon(input, &want_id, &spec).await?
+                // Intent before the side effect: if we crash after Stripe created it, the next
+                // push finds this link and retires the coupon unless it is still the one wanted.
+                set_link(
+                    links,
+                    Link {
+                        kind: "retire".into(),
+                        local_key: want_id.clone(),
+                        remote_id: want_id.clone(),
+                        fingerprint: spec.immutable(),
+                        remote: Value::Null,
+                    },
+                );
+                input.record(links, PROVIDER).await?;
+                let id = self.create_or_adopt_coupon(input, &want_id, &spec).await?;
+                links.retain(|x| {
+                    !(x.kind == "retire" && (x.remote_id == id || x.remote_id == want_id))
+                });
+                id
             }
         };
         set_link(
@@ -335,13 +384,14 @@ impl StripeClient {
                 remote: serde_json::to_value(&spec).unwrap_or_default(),
             },
         );
+        input.record(links, PROVIDER).await?;
         for cs in &codes {
             let fp = cs.immutable(&id);
             let existing = links
                 .iter()
                 .find(|l| l.kind == "code" && l.local_key.eq_ignore_ascii_case(&cs.code))
                 .cloned();
-            let remote_id = match existing {
+            let kept = match existing {
                 Some(l) if l.fingerprint == fp => {
                     let pushed: Option<CodeSpec> = serde_json::from_value(l.remote.clone()).ok();
                     if pushed
@@ -353,15 +403,23 @@ impl StripeClient {
                             active: cs.active,
                             metadata: metadata_update(&old_meta, &cs.metadata),
                         });
-                        self.post(
-                            input,
-                            "update_promotion_code",
-                            &format!("/v1/promotion_codes/{}", l.remote_id),
-                            body,
-                        )
-                        .await?;
+                        match self
+                            .post(
+                                input,
+                                "update_promotion_code",
+                                &format!("/v1/promotion_codes/{}", l.remote_id),
+                                body,
+                            )
+                            .await
+                        {
+                            Ok(_) => Some(l.remote_id),
+                            // gone: create it again
+                            Err(e) if e.status() == Some(404) => None,
+                            Err(e) => return Err(e),
+                        }
+                    } else {
+                        Some(l.remote_id)
                     }
-                    l.remote_id
                 }
                 Some(l) => {
                     self.deactivate(input, &l.remote_id).await?;
@@ -373,9 +431,29 @@ impl StripeClient {
                             "promotion-code expiry and limits cannot be edited in place".into(),
                         );
                     }
-                    self.create_or_adopt_code(input, cs, &id).await?
+                    None
                 }
-                None => self.create_or_adopt_code(input, cs, &id).await?,
+                None => None,
+            };
+            let remote_id = match kept {
+                Some(r) => r,
+                None => match self.create_or_adopt_code(input, cs, &id).await {
+                    Ok(r) => r,
+                    // the Stripe coupon disappeared under us: forget it so the next attempt recreates it
+                    Err(e)
+                        if e.code() == Some("resource_missing")
+                            && e.param() == Some("promotion[coupon]") =>
+                    {
+                        links.retain(|x| x.kind != "coupon");
+                        input.record(links, PROVIDER).await?;
+                        return Err(ProviderError::Transient {
+                            provider: PROVIDER,
+                            status: Some(400),
+                            detail: format!("Stripe coupon {id} is gone; it will be created again"),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             set_link(
                 links,
@@ -519,6 +597,7 @@ impl StripeClient {
                             provider: PROVIDER,
                             status: 400,
                             code: Some("resource_already_exists".into()),
+                            param: None,
                             detail: format!(
                                 "a Stripe coupon with id {id} exists and is not managed by coupond"
                             ),
@@ -537,6 +616,7 @@ impl StripeClient {
             provider: PROVIDER,
             status: 400,
             code: None,
+            param: None,
             detail: format!("no free coupon id for {uuid}"),
         })
     }
@@ -582,7 +662,7 @@ impl StripeClient {
                         .ok_or_else(|| self.bad_answer("promotion code without id"));
                 }
                 Err(e) if e.code() == Some("resource_already_exists") => {
-                    let q = form(&[
+                    let q = query(&[
                         ("code", cs.code.as_str()),
                         ("active", "true"),
                         ("limit", "10"),
@@ -607,6 +687,7 @@ impl StripeClient {
                             provider: PROVIDER,
                             status: 400,
                             code: Some("resource_already_exists".into()),
+                            param: None,
                             detail: format!(
                                 "code '{}' is taken by an active Stripe promotion code coupond does not manage ({rid})",
                                 cs.code
@@ -650,5 +731,86 @@ impl StripeClient {
             status: None,
             detail: what.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn form_bodies_are_exact() {
+        let m = meta(&[("coupond", "1"), ("note", "a&b=c")]);
+        let create = form(&CreateCoupon {
+            id: "cpd_x",
+            percent_off: Some("12.5"),
+            amount_off: None,
+            currency: None,
+            duration: "repeating",
+            duration_in_months: Some(3),
+            max_redemptions: None,
+            name: "Summer",
+            metadata: &m,
+        });
+        assert_eq!(
+            create,
+            "id=cpd_x&percent_off=12.5&duration=repeating&duration_in_months=3&name=Summer&metadata[coupond]=1&metadata[note]=a%26b%3Dc"
+        );
+        let code = form(&CreateCode {
+            promotion: Promotion {
+                kind: "coupon",
+                coupon: "cpd_x",
+            },
+            code: "SUMMER-1",
+            active: true,
+            customer: None,
+            expires_at: Some(1_900_000_000),
+            max_redemptions: None,
+            restrictions: Restrictions {
+                first_time_transaction: true,
+                minimum_amount: Some(5000),
+                minimum_amount_currency: Some("usd"),
+            },
+            metadata: &meta(&[("coupond", "1")]),
+        });
+        assert_eq!(
+            code,
+            "promotion[type]=coupon&promotion[coupon]=cpd_x&code=SUMMER-1&active=true&expires_at=1900000000&\
+             restrictions[first_time_transaction]=true&restrictions[minimum_amount]=5000&restrictions[minimum_amount_currency]=usd&metadata[coupond]=1"
+        );
+    }
+
+    #[test]
+    fn deactivation_never_clears_metadata() {
+        assert_eq!(
+            form(&UpdateCode {
+                active: false,
+                metadata: BTreeMap::new()
+            }),
+            "active=false"
+        );
+        let removed = metadata_update(&meta(&[("a", "1"), ("b", "2")]), &meta(&[("a", "1")]));
+        assert_eq!(
+            form(&UpdateCode {
+                active: true,
+                metadata: removed
+            }),
+            "active=true&metadata[a]=1&metadata[b]="
+        );
+    }
+
+    #[test]
+    fn lookup_query_is_flat() {
+        assert_eq!(
+            query(&[("code", "A B"), ("active", "true")]),
+            "code=A+B&active=true"
+        );
     }
 }

@@ -1,0 +1,209 @@
+//! Crash safety with the real binary: `kill -9` at random points during bursts of coupon changes,
+//! restart, 20 times; at the end every coupon is synced at its latest revision and the Stripe
+//! simulator holds no duplicate objects.
+
+use crate::helpers::*;
+use crate::stripe_env::STRIPE_KEY;
+use coupond::simulators::stripe::StripeSim;
+use coupond::store::{Store, StoreOptions};
+use rand::Rng;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+fn write_config(dir: &Path, sim_url: &str) {
+    let base = base_config(&dir.join("coupond.db"))
+        .replace(
+            "secret_key = \"sk_test_acme_secret_value\"\nbase_url = \"http://127.0.0.1:9\"",
+            &format!(
+                "secret_key = \"{STRIPE_KEY}\"\nbase_url = \"{sim_url}\"\nrate_per_second = 500"
+            ),
+        )
+        .replace(
+            "[log]\nfilter = \"warn\"",
+            "[log]\nfilter = \"info\"\nformat = \"json\"",
+        );
+    let text = format!(
+        "{base}\n[server]\nlisten = \"127.0.0.1:0\"\n[sync]\nretry_schedule = [\"10ms\", \"20ms\", \"40ms\", \"80ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\"]\nmin_throttle_delay_secs = 0\npoll_interval_ms = 20\nlease_secs = 2\ninline_deadline_ms = 300\n"
+    );
+    std::fs::write(dir.join("config.toml"), text).unwrap();
+}
+
+/// One random change; returns whether the daemon acknowledged it.
+async fn change(client: &reqwest::Client, base: &str, n: usize, rng_seed: u64) -> bool {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
+    let uuid = format!("K{}", rng.random_range(0..12));
+    let req = match rng.random_range(0..5) {
+        0 | 1 => {
+            let mut c = coupon(&uuid);
+            c["sync"] = json!({"provider": "stripe"});
+            c["promotion_codes"] =
+                json!([{"code": format!("{uuid}-A")}, {"code": format!("{uuid}-B")}]);
+            client.post(format!("{base}/v1/coupons")).json(&c)
+        }
+        2 => client
+            .put(format!("{base}/v1/coupons"))
+            .json(&json!({"uuid_code": uuid, "coupon_discount_amount": rng.random_range(1..90)})),
+        3 => client
+            .put(format!("{base}/v1/coupons"))
+            .json(&json!({"uuid_code": uuid, "name": format!("n{n}")})),
+        _ => client
+            .post(format!("{base}/v1/promotion-codes"))
+            .json(&json!({"coupon_uuid": uuid, "code": format!("{uuid}-X{n}")})),
+    };
+    matches!(req.bearer_auth(KEY).timeout(Duration::from_secs(5)).send().await, Ok(r) if r.status().is_success())
+}
+
+use rand::SeedableRng;
+
+#[tokio::test]
+async fn kill_9_during_bursts_converges_without_duplicates() {
+    let sim = StripeSim::new(STRIPE_KEY);
+    sim.common.set_faults(coupond::simulators::Faults {
+        latency: Duration::from_millis(3),
+        ..Default::default()
+    });
+    let sim_url = format!(
+        "http://{}",
+        coupond::simulators::serve(sim.router(), 0).await.unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim_url);
+    let client = reqwest::Client::new();
+    let mut rng = rand::rng();
+    let mut n = 0usize;
+    let mut acknowledged = 0;
+    for _round in 0..20 {
+        let mut d = Daemon::start(dir.path(), &[]).await;
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            n += 1;
+            let (c, b, seed) = (client.clone(), d.base.clone(), rng.random::<u64>());
+            tasks.push(tokio::spawn(async move { change(&c, &b, n, seed).await }));
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..250))).await;
+        d.kill9();
+        let _ = d.child.wait().await;
+        for t in tasks {
+            acknowledged += usize::from(t.await.unwrap_or(false));
+        }
+    }
+    assert_eq!(n, 200);
+    eprintln!(
+        "acknowledged {acknowledged} of {n}; simulator saw {} requests",
+        sim.common.requests().len()
+    );
+    assert!(acknowledged > 0);
+
+    // restart and let it converge
+    let d = Daemon::start(dir.path(), &[]).await;
+    let store = Store::open(&dir.path().join("coupond.db"), &StoreOptions::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = store.outbox_stats(chrono::Utc::now()).await.unwrap();
+        if s.depth == 0 {
+            if s.dead > 0 {
+                let dead = client
+                    .get(format!("{}/v1/sync/failed?status=dead", d.base))
+                    .bearer_auth(KEY)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                panic!("nothing may die: {s:?}: {dead}");
+            }
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "did not converge: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // every coupon: exactly one live Stripe coupon with its latest terms; one active code per code
+    let list: Value = client
+        .get(format!("{}/v1/coupons?limit=250", d.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let coupons = list["data"].as_array().unwrap();
+    assert!(!coupons.is_empty());
+    let live = sim.coupons();
+    assert_eq!(
+        live.len(),
+        coupons.len(),
+        "one live Stripe coupon per coupon, no orphans"
+    );
+    let codes = sim.promotion_codes();
+    let mut active: HashMap<String, usize> = HashMap::new();
+    for c in codes.iter().filter(|c| c["active"] == true) {
+        *active
+            .entry(c["code"].as_str().unwrap().to_ascii_lowercase())
+            .or_default() += 1;
+    }
+    for c in coupons {
+        let uuid = c["uuid_code"].as_str().unwrap();
+        let theirs: Vec<&Value> = live
+            .iter()
+            .filter(|x| x["metadata"]["coupond_coupon"] == uuid)
+            .collect();
+        assert_eq!(theirs.len(), 1, "{uuid}");
+        assert_eq!(
+            theirs[0]["percent_off"].as_f64(),
+            c["coupon_discount_amount"].as_f64(),
+            "{uuid}: latest terms"
+        );
+        assert_eq!(theirs[0]["name"], c["name"], "{uuid}: latest name");
+        let r = client
+            .get(format!("{}/v1/sync/coupons/{uuid}", d.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let h: Value = r.json().await.unwrap();
+        let s = &h["data"]["syncs"][0];
+        assert_eq!(
+            s["synced_revision"], s["desired_revision"],
+            "{uuid}: synced at the latest revision"
+        );
+        for code in c["promotion_codes"]["data"].as_array().unwrap() {
+            let key = code["code"].as_str().unwrap().to_ascii_lowercase();
+            assert_eq!(
+                active.get(&key).copied(),
+                Some(1),
+                "{uuid}: exactly one active promotion code {key}"
+            );
+            let on: Vec<&Value> = codes
+                .iter()
+                .filter(|x| {
+                    x["active"] == true && x["code"].as_str().unwrap().eq_ignore_ascii_case(&key)
+                })
+                .collect();
+            assert_eq!(
+                on[0]["promotion"]["coupon"], theirs[0]["id"],
+                "{key} is on the current coupon"
+            );
+        }
+    }
+    let store_codes: usize = coupons
+        .iter()
+        .map(|c| c["promotion_codes"]["data"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        active.values().sum::<usize>(),
+        store_codes,
+        "no extra active codes"
+    );
+}

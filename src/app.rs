@@ -71,8 +71,10 @@ impl App {
                 Duration::from_millis(s.inline_deadline_ms),
             ),
             public_url: settings.server.public_url.as_deref().map(Arc::from),
+            thresholds: Arc::new(settings.status.clone()),
             store,
         };
+        api::status::prometheus();
         Ok(Self {
             state,
             engine,
@@ -116,6 +118,16 @@ impl App {
                     .run(token.clone(), self.state.sync.wake_handle()),
             )
         });
+        let watchdog = sd_notify::watchdog_enabled().map(|period| {
+            let engine = self.background_worker.then(|| self.engine.clone());
+            tokio::spawn(watchdog(
+                self.state.store.clone(),
+                engine,
+                period,
+                token.clone(),
+            ))
+        });
+        // READY: migrations ran (in build) and the listener is bound.
         let _ = sd_notify::notify(&[
             sd_notify::NotifyState::Ready,
             sd_notify::NotifyState::Status("serving"),
@@ -128,11 +140,22 @@ impl App {
             sd_notify::NotifyState::Stopping,
             sd_notify::NotifyState::Status("stopping"),
         ]);
-        if let Some(w) = worker {
-            let grace = Duration::from_secs(self.settings.sync.shutdown_grace_secs);
-            if tokio::time::timeout(grace, w).await.is_err() {
-                tracing::warn!(?grace, "in-flight provider calls did not finish in time");
+        let grace = Duration::from_secs(self.settings.sync.shutdown_grace_secs);
+        let engine = self.engine.clone();
+        let drain = async move {
+            if let Some(w) = worker {
+                let _ = w.await;
             }
+            engine.finish_pushes().await;
+        };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "in-flight provider calls did not finish in time; their leases are released"
+            );
+        }
+        if let Some(w) = watchdog {
+            w.abort();
         }
         if let Err(e) = self.state.store.release_all_claims().await {
             tracing::warn!(error = %e, "releasing leases at shutdown failed");
@@ -140,6 +163,36 @@ impl App {
         self.state.store.close().await;
         tracing::info!("coupond stopped");
         served.context("serving HTTP")
+    }
+}
+
+/// Pings systemd's watchdog only while the store answers and the sync worker loop is going round,
+/// and keeps `systemctl status` informed.
+async fn watchdog(
+    store: Store,
+    engine: Option<Arc<Engine>>,
+    period: Duration,
+    token: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(period / 2);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let db_ok = store.ping().await.is_ok();
+        let worker_ok = engine
+            .as_ref()
+            .is_none_or(|e| e.since_last_beat().is_some_and(|d| d < period));
+        if db_ok && worker_ok {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::warn!(db_ok, worker_ok, "not pinging the watchdog");
+        }
+        if let Ok(o) = store.outbox_stats(chrono::Utc::now()).await {
+            let line = format!("serving; {} syncs waiting, {} dead", o.depth, o.dead);
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&line)]);
+        }
     }
 }
 

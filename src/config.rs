@@ -62,8 +62,21 @@ pub struct Settings {
     pub store: StoreSettings,
     pub log: LogSettings,
     pub sync: SyncSettings,
+    pub status: StatusThresholds,
     #[serde(default)]
     pub programs: BTreeMap<String, ProgramSettings>,
+}
+
+/// Thresholds beyond which `/status` answers 503.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusThresholds {
+    /// Dead syncs tolerated before the outbox counts as failing.
+    pub max_dead: i64,
+    /// Age of the oldest waiting sync, in seconds.
+    pub max_oldest_pending_secs: i64,
+    /// Marks waiting to be synced.
+    pub max_outbox_depth: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -8,6 +8,7 @@ pub mod extract;
 mod openapi;
 pub mod pagination;
 mod promotion_codes;
+pub mod status;
 mod sync_admin;
 mod transactions;
 
@@ -34,6 +35,7 @@ pub struct AppState {
     pub programs: Arc<Programs>,
     pub sync: Dispatcher,
     pub public_url: Option<Arc<str>>,
+    pub thresholds: Arc<crate::config::StatusThresholds>,
 }
 
 /// The authenticated program (set by the `/v1` middleware).
@@ -155,7 +157,10 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
     Router::new()
         .nest("/v1", v1(&state))
         .route("/healthz", get(healthz))
+        .route("/status", get(status::status))
+        .route("/metrics", get(status::metrics_text))
         .route("/openapi.json", get(openapi_json))
+        .route_layer(axum::middleware::from_fn(status::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -77,6 +77,7 @@ impl Default for StoreOptions {
 pub struct Store {
     read: SqlitePool,
     write: SqlitePool,
+    path: std::path::PathBuf,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -103,7 +104,11 @@ impl Store {
             .max_connections(opts.read_connections.max(1))
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(Self { read, write })
+        Ok(Self {
+            read,
+            write,
+            path: path.to_path_buf(),
+        })
     }
 
     /// A write transaction that holds SQLite's write lock from the start.
@@ -122,6 +127,12 @@ impl Store {
             .await?;
         tx.rollback().await?;
         Ok(())
+    }
+
+    /// The database file (tests reach it directly).
+    #[doc(hidden)]
+    pub fn path_for_tests(&self) -> &Path {
+        &self.path
     }
 
     pub async fn ping(&self) -> Result<()> {

@@ -751,3 +751,14 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Marks currently held by a claim (0 after a clean shutdown).
+    pub async fn claimed_count(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE claim_token IS NOT NULL")
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
+}

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -36,6 +37,10 @@ pub struct Engine {
     opts: EngineOptions,
     /// Never two calls in flight for one (coupon, provider) in this process.
     in_flight: Mutex<HashSet<(i64, ProviderKind)>>,
+    /// When the worker loop last went round (for the systemd watchdog).
+    beat: Mutex<Option<std::time::Instant>>,
+    /// Every push in flight (worker and inline), so shutdown can let them finish.
+    tracker: TaskTracker,
 }
 
 /// The message stored (and answered) for a successful push.
@@ -66,11 +71,40 @@ impl Engine {
             clock,
             opts,
             in_flight: Mutex::new(HashSet::new()),
+            beat: Mutex::new(None),
+            tracker: TaskTracker::new(),
         }
     }
 
     pub fn connections(&self) -> &Arc<Connections> {
         &self.connections
+    }
+
+    /// Spawns a push so that shutdown waits for it.
+    pub fn spawn_push<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(f)
+    }
+
+    /// Stops accepting new pushes and waits for those in flight.
+    pub async fn finish_pushes(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// How long ago the worker loop last went round (`None`: it is not running).
+    pub fn since_last_beat(&self) -> Option<Duration> {
+        self.beat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|t| t.elapsed())
+    }
+
+    fn beat(&self) {
+        *self.beat.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     }
 
     fn parked(&self) -> Vec<(String, ProviderKind)> {
@@ -320,6 +354,7 @@ impl Engine {
     pub async fn run(self: Arc<Self>, token: CancellationToken, wake: Arc<Notify>) {
         let mut tasks: JoinSet<()> = JoinSet::new();
         loop {
+            self.beat();
             if token.is_cancelled() {
                 break;
             }
@@ -331,11 +366,12 @@ impl Engine {
                         claimed = claims.len();
                         for c in claims {
                             let me = self.clone();
-                            tasks.spawn(async move {
+                            let push = self.tracker.track_future(async move {
                                 if let Err(e) = me.process(c).await {
                                     tracing::error!(error = %e, "recording a sync attempt failed");
                                 }
                             });
+                            tasks.spawn(push);
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "claiming sync work failed"),
@@ -346,6 +382,7 @@ impl Engine {
                 tokio::select! {
                     _ = token.cancelled() => break,
                     _ = tasks.join_next() => {}
+                    _ = tokio::time::sleep(self.opts.poll_interval) => {}
                 }
                 continue;
             }
@@ -364,6 +401,7 @@ impl Engine {
             "sync worker stopping; letting in-flight pushes finish"
         );
         while tasks.join_next().await.is_some() {}
+        *self.beat.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 

@@ -47,6 +47,10 @@ impl Dispatcher {
         }
     }
 
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.engine.as_ref()
+    }
+
     pub fn wake_handle(&self) -> Arc<Notify> {
         self.wake.clone()
     }
@@ -94,7 +98,8 @@ impl Dispatcher {
             return queued("no sync worker is running");
         };
         let coupon_id = view.id;
-        let handle = tokio::spawn(async move { engine.push_now(coupon_id, provider).await });
+        let pusher = engine.clone();
+        let handle = engine.spawn_push(async move { pusher.push_now(coupon_id, provider).await });
         match tokio::time::timeout(self.deadline, handle).await {
             Ok(Ok(Ok(Some(Completion::Synced { message })))) => SyncReport {
                 enabled: true,

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-fn write_config(dir: &Path, sim_url: &str) {
+pub fn write_config(dir: &Path, sim_url: &str, extra: &str) {
     let base = base_config(&dir.join("coupond.db"))
         .replace(
             "secret_key = \"sk_test_acme_secret_value\"\nbase_url = \"http://127.0.0.1:9\"",
@@ -26,7 +26,7 @@ fn write_config(dir: &Path, sim_url: &str) {
             "[log]\nfilter = \"info\"\nformat = \"json\"",
         );
     let text = format!(
-        "{base}\n[server]\nlisten = \"127.0.0.1:0\"\n[sync]\nretry_schedule = [\"10ms\", \"20ms\", \"40ms\", \"80ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\"]\nmin_throttle_delay_secs = 0\npoll_interval_ms = 20\nlease_secs = 2\ninline_deadline_ms = 300\n"
+        "{base}\n[server]\nlisten = \"127.0.0.1:0\"\n[sync]\nretry_schedule = [\"10ms\", \"20ms\", \"40ms\", \"80ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\"]\nmin_throttle_delay_secs = 0\npoll_interval_ms = 20\nlease_secs = 2\ninline_deadline_ms = 300\n{extra}"
     );
     std::fs::write(dir.join("config.toml"), text).unwrap();
 }
@@ -70,7 +70,7 @@ async fn kill_9_during_bursts_converges_without_duplicates() {
         coupond::simulators::serve(sim.router(), 0).await.unwrap()
     );
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &sim_url);
+    write_config(dir.path(), &sim_url, "");
     let client = reqwest::Client::new();
     let mut rng = rand::rng();
     let mut n = 0usize;

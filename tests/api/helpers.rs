@@ -189,6 +189,8 @@ pub fn without_times(v: &Value) -> Value {
 pub struct Daemon {
     pub child: tokio::process::Child,
     pub base: String,
+    /// Every line the daemon wrote (stdout and stderr).
+    pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -219,10 +221,21 @@ impl Daemon {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn coupond");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let seen_err = seen.clone();
+        tokio::spawn(async move {
+            let mut l = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = l.next_line().await {
+                seen_err.lock().unwrap().push(line);
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let seen_out = seen.clone();
         let addr = tokio::time::timeout(Duration::from_secs(30), async {
             while let Ok(Some(line)) = lines.next_line().await {
+                seen_out.lock().unwrap().push(line.clone());
                 if let Ok(v) = serde_json::from_str::<Value>(&line)
                     && v["message"] == "coupond is serving"
                 {
@@ -235,10 +248,16 @@ impl Daemon {
         .expect("daemon start timed out")
         .expect("daemon exited before serving");
         // keep draining stdout so the child never blocks on a full pipe
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let seen_rest = seen.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen_rest.lock().unwrap().push(line);
+            }
+        });
         Self {
             child,
             base: format!("http://{addr}"),
+            lines: seen,
         }
     }
 

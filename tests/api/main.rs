@@ -8,6 +8,7 @@ mod coupons;
 mod crash;
 mod durability;
 mod openapi;
+mod ops;
 mod promotion_codes;
 mod robustness;
 mod seeds;

@@ -146,8 +146,8 @@ async fn main() {
     let _ = writeln!(
         doc,
         "\nWhere the time goes: the token bucket releases one request every 1/R s, so the wall time is the \
-         request count ÷ R; each push also costs two SQLite write transactions (the intent link and the \
-         completion), far below 1/R at these rates."
+         request count ÷ R; each push also costs four SQLite write transactions (its share of a claim, the intent \
+         link, the coupon link and the completion), far below 1/R at these rates."
     );
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/BENCHMARKS.md");
     std::fs::write(path, doc).unwrap();

@@ -1,5 +1,6 @@
 //! coupond: a self-hosted, Partnero-compatible coupon API that keeps providers in step.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod cli;

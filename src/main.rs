@@ -39,6 +39,15 @@ async fn main() -> ExitCode {
         let _ = writeln!(std::io::stdout(), "{}", settings.redacted_toml());
         return ExitCode::SUCCESS;
     }
+    if cli.admin() {
+        return match coupond::admin::run(&cli, &settings).await {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("coupond: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     coupond::telemetry::init(settings.log.format, &settings.log.filter);
     let app = match App::build(settings, None).await {
         Ok(a) => a,

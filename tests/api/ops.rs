@@ -411,3 +411,84 @@ async fn no_secret_in_any_log_line() {
         }
     }
 }
+
+fn admin(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coupond"))
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The operator commands work against the store of a running daemon.
+#[tokio::test]
+async fn admin_commands_list_retry_and_show_history() {
+    let sim = StripeSim::new(STRIPE_KEY);
+    let sim_url = format!(
+        "http://{}",
+        coupond::simulators::serve(sim.router(), 0).await.unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim_url, "");
+    let d = Daemon::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let mut c = coupon("DAYS");
+    c["sync"] = json!({"provider": "stripe"});
+    c["coupon_duration_type"] = json!("days");
+    c["coupon_duration_value"] = json!(3);
+    client
+        .post(format!("{}/v1/coupons", d.base))
+        .bearer_auth(KEY)
+        .json(&c)
+        .send()
+        .await
+        .unwrap();
+    let mut ok = coupon("FINE");
+    ok["sync"] = json!({"provider": "stripe"});
+    client
+        .post(format!("{}/v1/coupons", d.base))
+        .bearer_auth(KEY)
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+
+    let (code, out) = admin(dir.path(), &["--dead"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("DAYS")
+            && out.contains("coupon_duration_type")
+            && out.contains("1 dead sync(s)"),
+        "{out}"
+    );
+    assert!(!out.contains("FINE"));
+    let (code, out) = admin(
+        dir.path(),
+        &["--dead", "--format", "json", "--program", "acme"],
+    );
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["sync"]["uuid_code"], "DAYS");
+    let (code, out) = admin(dir.path(), &["--history", "FINE"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("success") && out.contains("The coupon was successfully created in Stripe."),
+        "{out}"
+    );
+    let (code, out) = admin(dir.path(), &["--retry-dead", "--coupon", "DAYS"]);
+    assert_eq!((code, out.contains("requeued 1")), (0, true), "{out}");
+    let (code, out) = admin(dir.path(), &["--history", "NOPE"]);
+    assert_eq!(code, 2, "{out}");
+    let (code, out) = admin(dir.path(), &["--dead", "--program", "ghost"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("ghost"));
+}

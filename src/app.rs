@@ -2,6 +2,7 @@
 
 use crate::api::{self, AppState, Programs};
 use crate::config::Settings;
+use crate::mirror::Mirror;
 use crate::store::Store;
 use crate::sync::clock::{Clock, SystemClock};
 use crate::sync::connections::Connections;
@@ -64,12 +65,34 @@ impl App {
                 credentials_probe: Duration::from_secs(s.credentials_probe_secs),
             },
         ));
+        let mirror_client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(s.request_timeout_ms))
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("coupond/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let dispatcher = Dispatcher::new(
+            Some(engine.clone()),
+            Duration::from_millis(s.inline_deadline_ms),
+        );
+        let mirrors: Vec<Arc<Mirror>> = settings
+            .programs
+            .iter()
+            .filter_map(|(name, p)| {
+                let u = p.upstream.as_ref()?;
+                Some(Arc::new(Mirror::new(
+                    name,
+                    u,
+                    mirror_client.clone(),
+                    store.clone(),
+                    dispatcher.wake_handle(),
+                    Duration::from_secs(s.max_retry_after_secs),
+                )))
+            })
+            .collect();
         let state = AppState {
             programs: Arc::new(Programs::from_settings(&settings)),
-            sync: Dispatcher::new(
-                Some(engine.clone()),
-                Duration::from_millis(s.inline_deadline_ms),
-            ),
+            sync: dispatcher,
+            mirrors: Arc::new(mirrors),
             public_url: settings.server.public_url.as_deref().map(Arc::from),
             thresholds: Arc::new(settings.status.clone()),
             store,
@@ -118,6 +141,15 @@ impl App {
                     .run(token.clone(), self.state.sync.wake_handle()),
             )
         });
+        let pollers: Vec<_> = if self.background_worker {
+            self.state
+                .mirrors
+                .iter()
+                .map(|m| tokio::spawn(m.clone().run(token.clone())))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let watchdog = sd_notify::watchdog_enabled().map(|period| {
             let engine = self.background_worker.then(|| self.engine.clone());
             tokio::spawn(watchdog(
@@ -156,6 +188,10 @@ impl App {
         }
         if let Some(w) = watchdog {
             w.abort();
+        }
+        for p in pollers {
+            // a pass is idempotent: stopping mid-pass loses nothing
+            let _ = p.await;
         }
         if let Err(e) = self.state.store.release_all_claims().await {
             tracing::warn!(error = %e, "releasing leases at shutdown failed");

@@ -191,6 +191,41 @@ pub struct ProgramSettings {
     pub woocommerce: Option<WooCommerceSettings>,
     #[serde(default)]
     pub paddle: Option<PaddleSettings>,
+    /// Mirror mode: follow this upstream; the local API is read-only for coupon data.
+    #[serde(default)]
+    pub upstream: Option<UpstreamSettings>,
+}
+
+/// An upstream Partnero-compatible API this program mirrors.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSettings {
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// Time between the end of one pass and the start of the next.
+    #[serde(default = "poll_interval")]
+    pub poll_interval_ms: u64,
+    /// The provider upstream coupons sync to when the upstream does not say.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// Coupons per page (1–250).
+    #[serde(default = "page_limit")]
+    pub page_limit: u32,
+    /// Requests per second to the upstream.
+    #[serde(default = "upstream_rate")]
+    pub rate_per_second: u32,
+}
+fn poll_interval() -> u64 {
+    60_000
+}
+fn page_limit() -> u32 {
+    250
+}
+fn upstream_rate() -> u32 {
+    5
 }
 
 fn default_currency() -> String {
@@ -498,6 +533,47 @@ impl Settings {
                     &mut errs,
                 );
             }
+            if let Some(u) = &mut p.upstream {
+                require_secret(
+                    &mut u.api_key,
+                    &u.api_key_file,
+                    &format!("{at}.upstream.api_key"),
+                    &mut errs,
+                );
+                check_url(&u.base_url, &format!("{at}.upstream.base_url"), &mut errs);
+                check_rate(
+                    u.rate_per_second,
+                    &format!("{at}.upstream.rate_per_second"),
+                    &mut errs,
+                );
+                if !(1..=250).contains(&u.page_limit) {
+                    errs.push(format!(
+                        "{at}.upstream.page_limit: must be between 1 and 250"
+                    ));
+                }
+                if u.poll_interval_ms == 0 {
+                    errs.push(format!(
+                        "{at}.upstream.poll_interval_ms: must be at least 1"
+                    ));
+                }
+                if let Some(prov) = &u.provider {
+                    let connected = match prov.as_str() {
+                        "stripe" => p.stripe.is_some(),
+                        "shopify" => p.shopify.is_some(),
+                        "woocommerce" => p.woocommerce.is_some(),
+                        "paddle" => p.paddle.is_some(),
+                        other => {
+                            errs.push(format!("{at}.upstream.provider: {other:?} is not stripe, shopify, woocommerce or paddle"));
+                            true
+                        }
+                    };
+                    if !connected {
+                        errs.push(format!(
+                            "{at}.upstream.provider: {prov} is not connected for this program"
+                        ));
+                    }
+                }
+            }
             if let Some(s) = &mut p.paddle {
                 match s.flavour {
                     PaddleFlavour::Billing => require_secret(
@@ -670,6 +746,27 @@ mod tests {
             "programs.acme.stripe.base_url",
             "programs.acme.paddle.vendor_id",
             "programs.acme.paddle.vendor_auth_code",
+        ] {
+            assert!(e.contains(key), "{key} missing from: {e}");
+        }
+    }
+
+    #[test]
+    fn upstream_settings_are_validated() {
+        let e = Settings::load(&Sources {
+            overlays: vec![
+                "[programs.m]\napi_keys = [\"mmmmmmmmmmmmmmmmmm\"]\n[programs.m.upstream]\nbase_url = \"upstream.example\"\npage_limit = 500\nprovider = \"stripe\"\n".into(),
+            ],
+            env: env(&[]),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "programs.m.upstream.api_key",
+            "programs.m.upstream.base_url",
+            "programs.m.upstream.page_limit",
+            "programs.m.upstream.provider",
         ] {
             assert!(e.contains(key), "{key} missing from: {e}");
         }

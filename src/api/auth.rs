@@ -22,6 +22,8 @@ pub struct ProgramInfo {
     pub currency: String,
     pub connected: Vec<ProviderKind>,
     pub rate_limit_per_minute: Option<u32>,
+    /// Mirror mode: the upstream this program follows (its coupon data is read-only here).
+    pub mirror_of: Option<String>,
 }
 
 impl ProgramInfo {
@@ -44,6 +46,17 @@ impl ProgramInfo {
             currency: p.currency.clone(),
             connected,
             rate_limit_per_minute: p.rate_limit_per_minute,
+            mirror_of: p.upstream.as_ref().map(|u| u.base_url.clone()),
+        }
+    }
+
+    /// Coupon data of a mirrored program is changed upstream, never here (409).
+    pub fn ensure_writable(&self) -> Result<(), ApiError> {
+        match &self.mirror_of {
+            None => Ok(()),
+            Some(up) => Err(ApiError::Conflict(format!(
+                "This program mirrors {up}: its coupons and promotion codes are read-only here; change them upstream."
+            ))),
         }
     }
 

@@ -33,6 +33,7 @@ pub async fn create(
     Caller(p): Caller,
     Input(body): Input,
 ) -> Result<(StatusCode, Json<CouponWriteResponse>), ApiError> {
+    p.info.ensure_writable()?;
     let now = Utc::now();
     let new = NewCoupon::parse(&body, now)?;
     if let Some(provider) = new.sync.filter(|x| !p.info.is_connected(*x)) {
@@ -69,6 +70,7 @@ pub async fn update(
     Caller(p): Caller,
     Input(body): Input,
 ) -> Result<Json<CouponWriteResponse>, ApiError> {
+    p.info.ensure_writable()?;
     let now = Utc::now();
     let patch = CouponPatch::parse(&body)?;
     if let Some(provider) = patch.sync.filter(|x| !p.info.is_connected(*x)) {
@@ -154,6 +156,7 @@ pub async fn delete(
     p: Caller,
     Path(uuid_code): Path<String>,
 ) -> Result<Json<StatusOnly>, ApiError> {
+    p.0.info.ensure_writable()?;
     delete_by(&s, &p, &uuid_code).await
 }
 
@@ -166,6 +169,7 @@ pub async fn delete_by_body(
     p: Caller,
     Input(q): Input,
 ) -> Result<Json<StatusOnly>, ApiError> {
+    p.0.info.ensure_writable()?;
     let uuid = q
         .get("uuid_code")
         .and_then(|v| v.as_str())

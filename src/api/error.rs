@@ -26,6 +26,9 @@ pub enum ApiError {
     NotFoundNested(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request conflicts with how the program is run (e.g. writes to a mirrored program).
+    #[error("{0}")]
+    Conflict(String),
     #[error("validation failed: {0}")]
     Validation(FieldErrors),
     #[error("rate limited")]
@@ -84,6 +87,7 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => {
                 status_message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
             }
+            ApiError::Conflict(m) => status_message(StatusCode::CONFLICT, &m),
             ApiError::Validation(e) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Json(json!({"message": e.message(), "errors": e.to_json()})),

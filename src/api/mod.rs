@@ -36,6 +36,8 @@ pub struct AppState {
     pub sync: Dispatcher,
     pub public_url: Option<Arc<str>>,
     pub thresholds: Arc<crate::config::StatusThresholds>,
+    /// Programs in mirror mode, with their pollers.
+    pub mirrors: Arc<Vec<Arc<crate::mirror::Mirror>>>,
 }
 
 /// The authenticated program (set by the `/v1` middleware).

@@ -26,6 +26,7 @@ pub async fn create(
     Caller(p): Caller,
     Input(body): Input,
 ) -> Result<(StatusCode, Json<DataStatusMessage<PromotionCodeOut>>), ApiError> {
+    p.info.ensure_writable()?;
     let now = Utc::now();
     let req = CreatePromotionCode::parse(&body, now)?;
     let (view, _) = s.store.create_code(&p.info.name, &req, now).await?;
@@ -90,6 +91,7 @@ pub async fn update(
     Caller(p): Caller,
     Input(body): Input,
 ) -> Result<Json<DataStatusMessage<PromotionCodeOut>>, ApiError> {
+    p.info.ensure_writable()?;
     let patch = PromotionCodePatch::parse(&body)?;
     let (view, change) = s
         .store
@@ -115,6 +117,7 @@ pub async fn delete(
     Caller(p): Caller,
     Input(q): Input,
 ) -> Result<Json<NestedStatus>, ApiError> {
+    p.info.ensure_writable()?;
     let mut errors = FieldErrors::new();
     let code = q
         .get("code")

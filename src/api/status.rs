@@ -104,13 +104,33 @@ pub async fn status(State(s): State<AppState>) -> Response {
         }
     }
 
+    let mut mirrors: Vec<Value> = Vec::new();
+    for m in s.mirrors.iter() {
+        let state = s
+            .store
+            .mirror_state(m.program(), now)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        // failing: the last pass failed and no complete pass happened within three intervals
+        let stale = state
+            .lag_secs
+            .is_none_or(|l| l as f64 > 3.0 * m.interval.as_secs_f64().max(1.0));
+        let ok = state.last_error.is_none() || !stale;
+        if !ok {
+            failing.push(format!("upstream:{}", m.program()));
+        }
+        mirrors.push(json!({"program": m.program(), "ok": ok, "poll_interval_secs": m.interval.as_secs_f64(), "state": state}));
+    }
+
     let healthy = failing.is_empty();
     let body = json!({
         "status": if healthy { "ok" } else { "failing" },
         "failing": failing,
         "version": env!("CARGO_PKG_VERSION"),
         "checked_at": crate::domain::time::format_ts(&now),
-        "components": {"store": store, "outbox": outbox, "providers": providers},
+        "components": {"store": store, "outbox": outbox, "providers": providers, "mirrors": mirrors},
     });
     let code = if healthy {
         StatusCode::OK

@@ -4,6 +4,7 @@
 
 mod codes;
 mod coupons;
+pub mod mirror;
 pub mod outbox;
 mod rows;
 mod transactions;

@@ -46,6 +46,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub engine: std::sync::Arc<coupond::sync::Engine>,
     pub store: coupond::store::Store,
+    pub mirrors: std::sync::Arc<Vec<std::sync::Arc<coupond::mirror::Mirror>>>,
     /// Holds the store directory for the test's lifetime.
     pub _dir: TempDir,
 }
@@ -82,13 +83,18 @@ impl TestApp {
             app = app.without_worker();
         }
         let base = format!("http://{}", app.local_addr());
-        let (engine, store) = (app.engine.clone(), app.state.store.clone());
+        let (engine, store, mirrors) = (
+            app.engine.clone(),
+            app.state.store.clone(),
+            app.state.mirrors.clone(),
+        );
         tokio::spawn(app.run(std::future::pending()));
         Self {
             base,
             client: reqwest::Client::new(),
             engine,
             store,
+            mirrors,
             _dir: dir,
         }
     }

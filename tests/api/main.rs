@@ -7,6 +7,7 @@ mod auth;
 mod coupons;
 mod crash;
 mod durability;
+mod mirror;
 mod openapi;
 mod ops;
 mod promotion_codes;

@@ -1,0 +1,323 @@
+//! Mirror mode: follow an upstream Partnero-compatible API by polling `GET /v1/coupons`
+//! (Partnero has no coupon webhooks). Each pass pages through every upstream coupon and writes it
+//! to the store as a local write would (same transaction rule, same outbox marks); only a complete
+//! pass may delete what it did not see.
+
+use crate::config::{Secret, UpstreamSettings};
+use crate::domain::{NewCoupon, ProviderKind};
+use crate::providers::ProviderError;
+use crate::providers::http::{Limiter, Transport, retry_after};
+use crate::store::Store;
+use crate::store::mirror::PassCounts;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Why a pass did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("upstream: {0}")]
+    Upstream(#[from] ProviderError),
+    #[error("upstream answered something that is not a coupon list: {0}")]
+    BadAnswer(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What one complete pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub pages: i64,
+    pub requests: i64,
+    pub seen: i64,
+    pub created: i64,
+    pub changed: i64,
+    pub deleted: i64,
+    /// Upstream items that could not be read as coupons (logged, skipped).
+    pub invalid: i64,
+}
+
+/// The poller of one program.
+pub struct Mirror {
+    program: String,
+    base: String,
+    key: Secret,
+    provider: Option<ProviderKind>,
+    page_limit: u32,
+    pub interval: Duration,
+    transport: Transport,
+    store: Store,
+    wake: Arc<Notify>,
+}
+
+/// An upstream coupon read as a local create, with the counters upstream reports.
+pub struct UpstreamCoupon {
+    pub new: NewCoupon,
+    pub times_redeemed: i64,
+    /// `times_redeemed` of each code.
+    pub code_counts: Vec<(String, i64)>,
+}
+
+/// An upstream list item (the GET variant of a coupon) as a coupon create, plus its counters.
+fn to_new_coupon(item: &Value, provider: Option<ProviderKind>) -> Result<UpstreamCoupon, String> {
+    let mut body = item.as_object().cloned().ok_or("not an object")?;
+    let codes: Vec<Value> = item["promotion_codes"]["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let counts = codes
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c["code"].as_str()?.to_owned(),
+                c["times_redeemed"].as_i64().unwrap_or(0),
+            ))
+        })
+        .collect();
+    body.insert("promotion_codes".into(), Value::Array(codes));
+    // an upstream coupon's own sync setting wins where present
+    let wanted = item
+        .get("sync")
+        .and_then(|s| s.get("provider"))
+        .and_then(Value::as_str)
+        .and_then(ProviderKind::parse)
+        .or(provider);
+    body.insert(
+        "sync".into(),
+        wanted
+            .map(|p| json!({"provider": p.as_str()}))
+            .unwrap_or(Value::Null),
+    );
+    if body
+        .get("uuid_code")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err("no uuid_code".into());
+    }
+    // upstream already validated it: past expiry dates are fine here
+    let new = NewCoupon::parse(&body, DateTime::<Utc>::MIN_UTC).map_err(|e| e.message())?;
+    Ok(UpstreamCoupon {
+        new,
+        times_redeemed: item["times_redeemed"].as_i64().unwrap_or(0),
+        code_counts: counts,
+    })
+}
+
+impl Mirror {
+    pub fn new(
+        program: &str,
+        s: &UpstreamSettings,
+        client: reqwest::Client,
+        store: Store,
+        wake: Arc<Notify>,
+        max_pause: Duration,
+    ) -> Self {
+        let limiter = Arc::new(Limiter::new(s.rate_per_second, Duration::from_secs(1)));
+        Self {
+            program: program.to_owned(),
+            base: s.base_url.trim_end_matches('/').to_owned(),
+            key: s.api_key.clone().expect("validated"),
+            provider: s.provider.as_deref().and_then(ProviderKind::parse),
+            page_limit: s.page_limit,
+            interval: Duration::from_millis(s.poll_interval_ms),
+            transport: Transport::new("upstream", client, limiter, max_pause),
+            store,
+            wake,
+        }
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    async fn page(&self, page: i64) -> Result<Value, MirrorError> {
+        let url = format!(
+            "{}/v1/coupons?limit={}&page={page}",
+            self.base, self.page_limit
+        );
+        let ans = self
+            .transport
+            .send("list_coupons", || {
+                self.transport
+                    .client()
+                    .get(&url)
+                    .bearer_auth(self.key.expose())
+            })
+            .await?;
+        let detail = || {
+            String::from_utf8_lossy(&ans.body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        };
+        match ans.status {
+            200 => {}
+            401 | 403 => {
+                return Err(ProviderError::Credentials {
+                    provider: "upstream",
+                    status: ans.status,
+                    detail: detail(),
+                }
+                .into());
+            }
+            429 => {
+                return Err(ProviderError::RateLimited {
+                    provider: "upstream",
+                    retry_after: retry_after(&ans.headers),
+                    detail: detail(),
+                }
+                .into());
+            }
+            s if s >= 500 || s == 408 => {
+                return Err(ProviderError::Transient {
+                    provider: "upstream",
+                    status: Some(s),
+                    detail: detail(),
+                }
+                .into());
+            }
+            s => {
+                return Err(ProviderError::Rejected {
+                    provider: "upstream",
+                    status: s,
+                    code: None,
+                    param: None,
+                    detail: detail(),
+                }
+                .into());
+            }
+        }
+        let v = ans.json();
+        if !v["data"].is_array() {
+            return Err(MirrorError::BadAnswer(detail()));
+        }
+        Ok(v)
+    }
+
+    /// One pass over every upstream coupon. Deletions happen only when it completes; a pass that
+    /// fails is recorded (shown by `/status`) and deletes nothing.
+    pub async fn pass(&self) -> Result<PassReport, MirrorError> {
+        let result = self.try_pass().await;
+        if let Err(e) = &result
+            && let Err(se) = self
+                .store
+                .fail_pass(&self.program, &e.to_string(), Utc::now())
+                .await
+        {
+            tracing::error!(error = %se, "recording the failed pass failed");
+        }
+        result
+    }
+
+    async fn try_pass(&self) -> Result<PassReport, MirrorError> {
+        let started = Utc::now();
+        let pass = self.store.begin_pass(&self.program, started).await?;
+        let mut report = PassReport::default();
+        let mut page = 1;
+        loop {
+            let v = self.page(page).await?;
+            report.pages += 1;
+            report.requests += 1;
+            let mut unchanged: Vec<String> = Vec::new();
+            for item in v["data"].as_array().into_iter().flatten() {
+                report.seen += 1;
+                match to_new_coupon(item, self.provider) {
+                    Ok(UpstreamCoupon {
+                        new,
+                        times_redeemed: redeemed,
+                        code_counts: counts,
+                    }) if self
+                        .store
+                        .upstream_unchanged(&self.program, &new, redeemed, &counts)
+                        .await? =>
+                    {
+                        unchanged.push(
+                            new.uuid_code
+                                .as_ref()
+                                .map(|c| c.as_str().to_owned())
+                                .unwrap_or_default(),
+                        );
+                    }
+                    Ok(UpstreamCoupon {
+                        new,
+                        times_redeemed: redeemed,
+                        code_counts: counts,
+                    }) => {
+                        match self
+                            .store
+                            .apply_upstream(
+                                &self.program,
+                                pass,
+                                &new,
+                                redeemed,
+                                &counts,
+                                Utc::now(),
+                            )
+                            .await
+                        {
+                            Ok(a) => {
+                                report.created += i64::from(a.created);
+                                report.changed += i64::from(a.changed && !a.created);
+                            }
+                            Err(crate::store::StoreError::Invalid(e)) => {
+                                report.invalid += 1;
+                                tracing::warn!(program = %self.program, uuid_code = %item["uuid_code"], error = %e, "upstream coupon not mirrored");
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    Err(e) => {
+                        report.invalid += 1;
+                        tracing::warn!(program = %self.program, uuid_code = %item["uuid_code"], error = %e, "upstream coupon not mirrored");
+                    }
+                }
+            }
+            self.store
+                .stamp_pass(&self.program, pass, &unchanged)
+                .await?;
+            if v["links"]["next"].is_null() {
+                break;
+            }
+            page += 1;
+        }
+        let counts = PassCounts {
+            pages: report.pages,
+            seen: report.seen,
+            changed: report.created + report.changed,
+        };
+        report.deleted = self
+            .store
+            .finish_pass(&self.program, pass, counts, started, Utc::now())
+            .await?;
+        if report.created + report.changed + report.deleted > 0 {
+            self.wake.notify_one();
+        }
+        Ok(report)
+    }
+
+    /// Polls every interval until cancelled; a failed pass is recorded and retried next interval.
+    pub async fn run(self: Arc<Self>, token: CancellationToken) {
+        loop {
+            let outcome = tokio::select! {
+                _ = token.cancelled() => return,
+                r = self.pass() => r,
+            };
+            match outcome {
+                Ok(r) => {
+                    tracing::info!(program = %self.program, pages = r.pages, seen = r.seen, created = r.created, changed = r.changed, deleted = r.deleted, invalid = r.invalid, "mirror pass complete")
+                }
+                Err(e) => {
+                    tracing::warn!(program = %self.program, error = %e, "mirror pass incomplete; nothing deleted")
+                }
+            }
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+    }
+}

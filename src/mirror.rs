@@ -198,6 +198,34 @@ impl Mirror {
         Ok(v)
     }
 
+    /// One upstream coupon (`None` when the upstream answers 404).
+    async fn one(&self, uuid: &str) -> Result<Option<Value>, MirrorError> {
+        let url = format!(
+            "{}/v1/coupons/{}",
+            self.base,
+            form_urlencoded::byte_serialize(uuid.as_bytes()).collect::<String>()
+        );
+        let ans = self
+            .transport
+            .send("get_coupon", || {
+                self.transport
+                    .client()
+                    .get(&url)
+                    .bearer_auth(self.key.expose())
+            })
+            .await?;
+        match ans.status {
+            200 => Ok(Some(ans.json()["data"].clone()).filter(|d| d.is_object())),
+            404 => Ok(None),
+            s => Err(ProviderError::Transient {
+                provider: "upstream",
+                status: Some(s),
+                detail: format!("GET {url}"),
+            }
+            .into()),
+        }
+    }
+
     /// One pass over every upstream coupon. Deletions happen only when it completes; a pass that
     /// fails is recorded (shown by `/status`) and deletes nothing.
     pub async fn pass(&self) -> Result<PassReport, MirrorError> {
@@ -265,6 +293,8 @@ impl Mirror {
                             }
                             Err(crate::store::StoreError::Invalid(e)) => {
                                 report.invalid += 1;
+                                // seen upstream: never deleted here because we could not read it
+                                unchanged.extend(item["uuid_code"].as_str().map(str::to_owned));
                                 tracing::warn!(program = %self.program, uuid_code = %item["uuid_code"], error = %e, "upstream coupon not mirrored");
                             }
                             Err(e) => return Err(e.into()),
@@ -272,6 +302,7 @@ impl Mirror {
                     }
                     Err(e) => {
                         report.invalid += 1;
+                        unchanged.extend(item["uuid_code"].as_str().map(str::to_owned));
                         tracing::warn!(program = %self.program, uuid_code = %item["uuid_code"], error = %e, "upstream coupon not mirrored");
                     }
                 }
@@ -279,10 +310,42 @@ impl Mirror {
             self.store
                 .stamp_pass(&self.program, pass, &unchanged)
                 .await?;
-            if v["links"]["next"].is_null() {
-                break;
+            match v["links"].get("next") {
+                Some(Value::Null) => break,
+                Some(_) => {}
+                None => return Err(MirrorError::BadAnswer("a page without links.next".into())),
             }
             page += 1;
+        }
+        // Deletion candidates are confirmed one by one: an item deleted upstream during the pass
+        // shifts later items to earlier pages, so "not seen" alone is not proof.
+        let mut gone = Vec::new();
+        for uuid in self.store.unseen(&self.program, pass).await? {
+            report.requests += 1;
+            match self.one(&uuid).await? {
+                None => gone.push(uuid),
+                Some(item) => match to_new_coupon(&item, self.provider) {
+                    Ok(u) => {
+                        let a = self
+                            .store
+                            .apply_upstream(
+                                &self.program,
+                                pass,
+                                &u.new,
+                                u.times_redeemed,
+                                &u.code_counts,
+                                Utc::now(),
+                            )
+                            .await?;
+                        report.changed += i64::from(a.changed);
+                    }
+                    Err(_) => {
+                        self.store
+                            .stamp_pass(&self.program, pass, std::slice::from_ref(&uuid))
+                            .await?
+                    }
+                },
+            }
         }
         let counts = PassCounts {
             pages: report.pages,
@@ -291,7 +354,7 @@ impl Mirror {
         };
         report.deleted = self
             .store
-            .finish_pass(&self.program, pass, counts, started, Utc::now())
+            .finish_pass(&self.program, pass, counts, &gone, started, Utc::now())
             .await?;
         if report.created + report.changed + report.deleted > 0 {
             self.wake.notify_one();

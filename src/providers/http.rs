@@ -91,7 +91,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .ok()?
         .trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
@@ -236,5 +236,28 @@ impl Transport {
                 detail: e.to_string(),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderValue, RETRY_AFTER};
+
+    fn ra(v: &str) -> Option<Duration> {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+        retry_after(&h)
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_never_panics() {
+        assert_eq!(ra("2"), Some(Duration::from_secs(2)));
+        assert_eq!(ra("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(ra("1e20"), None);
+        assert_eq!(ra("-3"), None);
+        assert_eq!(ra("NaN"), None);
+        assert_eq!(ra("soon"), None);
+        assert!(ra("Wed, 21 Oct 2099 07:28:00 GMT").is_some());
     }
 }

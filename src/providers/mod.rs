@@ -148,8 +148,10 @@ pub struct PushInput<'a> {
     pub program: &'a str,
     pub currency: &'a str,
     pub desired: &'a DesiredState,
-    /// Attempt number at this revision (1-based); part of idempotency keys.
+    /// Attempt number at this revision (1-based).
     pub attempt: i64,
+    /// The claim this attempt holds: unique per attempt, stable within it (idempotency keys).
+    pub claim_token: &'a str,
     pub now: chrono::DateTime<chrono::Utc>,
     /// Where the adapter records its links before and after side effects.
     pub journal: &'a LinkJournal,

@@ -269,25 +269,39 @@ impl Store {
         Ok(applied)
     }
 
-    /// Ends a complete pass: coupons the pass did not see are deleted (as a DELETE would), and the
-    /// state is recorded. Returns how many were deleted.
+    /// Live coupons of the program that this pass has not seen (deletion candidates).
+    pub async fn unseen(&self, program: &str, pass: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT uuid_code FROM coupons WHERE program = ? AND deleted_at IS NULL AND (mirror_pass IS NULL OR mirror_pass <> ?) ORDER BY id",
+        )
+        .bind(program)
+        .bind(pass)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Ends a complete pass: deletes the coupons confirmed gone upstream (as a DELETE would: codes
+    /// removed, provider told) and records the pass. Returns how many were deleted.
     pub async fn finish_pass(
         &self,
         program: &str,
         pass: i64,
         counts: PassCounts,
+        gone: &[String],
         started: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
         let mut tx = self.begin().await?;
-        let gone: Vec<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, sync_provider FROM coupons WHERE program = ? AND deleted_at IS NULL AND (mirror_pass IS NULL OR mirror_pass <> ?)",
+        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, sync_provider FROM coupons WHERE program = ? AND deleted_at IS NULL AND (mirror_pass IS NULL OR mirror_pass <> ?) \
+             AND uuid_code IN (SELECT value FROM json_each(?))",
         )
         .bind(program)
         .bind(pass)
+        .bind(serde_json::to_string(gone).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&mut *tx)
         .await?;
-        for (id, provider) in &gone {
+        for (id, provider) in &rows {
             sqlx::query("DELETE FROM promotion_codes WHERE coupon_id = ?")
                 .bind(id)
                 .execute(&mut *tx)
@@ -316,12 +330,12 @@ impl Store {
         .bind(counts.pages)
         .bind(counts.seen)
         .bind(counts.changed)
-        .bind(gone.len() as i64)
+        .bind(rows.len() as i64)
         .bind(program)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(gone.len() as i64)
+        Ok(rows.len() as i64)
     }
 
     /// Records a pass that did not complete (nothing is deleted).

@@ -69,17 +69,20 @@ pub(crate) async fn mark(
     now: DateTime<Utc>,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO outbox (coupon_id, provider, program, desired_revision, status, attempts, next_attempt_at, updated_at) \
-         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) \
+        "INSERT INTO outbox (coupon_id, provider, program, desired_revision, status, attempts, next_attempt_at, updated_at, pending_since) \
+         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?) \
          ON CONFLICT (coupon_id, provider) DO UPDATE SET \
            desired_revision = excluded.desired_revision, \
            status = CASE WHEN outbox.status = 'parked' THEN 'parked' ELSE 'pending' END, \
+           pending_since = CASE WHEN outbox.pending_since IS NULL OR outbox.status IN ('synced', 'dead') \
+                                THEN excluded.pending_since ELSE outbox.pending_since END, \
            attempts = 0, next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at",
     )
     .bind(coupon_id)
     .bind(provider.as_str())
     .bind(program)
     .bind(revision)
+    .bind(micros(now))
     .bind(micros(now))
     .bind(micros(now))
     .execute(conn)
@@ -373,6 +376,7 @@ impl Store {
         lease: std::time::Duration,
         limit: i64,
         exclude: &[(String, ProviderKind)],
+        in_flight: &[i64],
     ) -> Result<Vec<Claim>> {
         let mut tx = self.begin().await?;
         let excluded: Vec<String> = exclude
@@ -384,11 +388,13 @@ impl Store {
              WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ? \
                AND (claimed_until IS NULL OR claimed_until < ?) \
                AND (program || char(31) || provider) NOT IN (SELECT value FROM json_each(?)) \
+               AND coupon_id NOT IN (SELECT value FROM json_each(?)) \
              ORDER BY next_attempt_at LIMIT ?",
         )
         .bind(micros(now))
         .bind(micros(now))
         .bind(serde_json::to_string(&excluded).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(in_flight).unwrap_or_else(|_| "[]".into()))
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
@@ -611,10 +617,12 @@ impl Store {
         let q = match completion {
             Completion::Synced { .. } => sqlx::query(
                 "UPDATE outbox SET synced_revision = ?, status = CASE WHEN ? THEN 'pending' ELSE 'synced' END, attempts = 0, \
+                 pending_since = CASE WHEN ? THEN pending_since ELSE NULL END, \
                  next_attempt_at = CASE WHEN ? THEN ? ELSE NULL END, last_message = ?, last_success = 1, \
                  claimed_until = NULL, claim_token = NULL, updated_at = ? WHERE coupon_id = ? AND provider = ?",
             )
             .bind(pushed_revision)
+            .bind(newer)
             .bind(newer)
             .bind(newer)
             .bind(micros(now)),
@@ -628,10 +636,13 @@ impl Store {
             .bind(micros(now))
             .bind(micros(*at)),
             Completion::Dead { .. } => sqlx::query(
-                "UPDATE outbox SET status = CASE WHEN ? THEN 'pending' ELSE 'dead' END, attempts = attempts + 1, \
+                "UPDATE outbox SET status = CASE WHEN ? THEN 'pending' ELSE 'dead' END, attempts = CASE WHEN ? THEN 0 ELSE attempts + 1 END, \
+                 pending_since = CASE WHEN ? THEN pending_since ELSE NULL END, \
                  next_attempt_at = CASE WHEN ? THEN ? ELSE NULL END, last_message = ?, last_success = 0, \
                  claimed_until = NULL, claim_token = NULL, updated_at = ? WHERE coupon_id = ? AND provider = ?",
             )
+            .bind(newer)
+            .bind(newer)
             .bind(newer)
             .bind(newer)
             .bind(micros(now)),
@@ -704,10 +715,11 @@ impl Store {
     ) -> Result<u64> {
         let mut tx = self.begin().await?;
         let n = sqlx::query(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? \
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, pending_since = ? \
              WHERE program = ? AND status = 'dead' \
                AND (? IS NULL OR coupon_id IN (SELECT id FROM coupons WHERE program = ? AND uuid_code = ?))",
         )
+        .bind(micros(now))
         .bind(micros(now))
         .bind(micros(now))
         .bind(program)
@@ -725,7 +737,7 @@ impl Store {
     pub async fn outbox_stats(&self, now: DateTime<Utc>) -> Result<OutboxStats> {
         let (depth, dead, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
             "SELECT COALESCE(SUM(status IN ('pending', 'retrying')), 0), COALESCE(SUM(status = 'dead'), 0), \
-             MIN(CASE WHEN status IN ('pending', 'retrying') THEN updated_at END) FROM outbox",
+             MIN(CASE WHEN status IN ('pending', 'retrying') THEN COALESCE(pending_since, updated_at) END) FROM outbox",
         )
         .fetch_one(&self.read)
         .await?;
@@ -757,6 +769,18 @@ impl Store {
     pub async fn claimed_count(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE claim_token IS NOT NULL")
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
+}
+
+impl Store {
+    /// The program a coupon belongs to.
+    pub async fn program_of(&self, coupon_id: i64) -> Result<String> {
+        Ok(
+            sqlx::query_scalar("SELECT program FROM coupons WHERE id = ?")
+                .bind(coupon_id)
                 .fetch_one(&self.read)
                 .await?,
         )

@@ -15,6 +15,8 @@ pub struct Health {
     /// `Some(reason)` after a 401/403, until a call succeeds again.
     pub credentials_rejected: Option<String>,
     pub next_probe: Option<Instant>,
+    /// A probe is in flight: no other work of the connection is claimed meanwhile.
+    pub probing: bool,
 }
 
 /// One provider connection of one program.
@@ -41,6 +43,21 @@ impl Connection {
         }
         h.credentials_rejected = Some(reason);
         h.next_probe = Some(Instant::now() + probe_after);
+        h.probing = false;
+    }
+
+    /// Frees the probe slot (whatever the probe's outcome).
+    pub fn end_probe(&self) {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .probing = false;
+    }
+
+    /// Takes the probe slot of an unhealthy connection; `false` when one is already out.
+    pub fn start_probe(&self) -> bool {
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        !std::mem::replace(&mut h.probing, true)
     }
 
     pub fn mark_ok(&self) {
@@ -49,6 +66,7 @@ impl Connection {
             tracing::info!(program = %self.program, provider = %self.provider, "provider accepts the credentials again; resuming");
         }
         h.next_probe = None;
+        h.probing = false;
     }
 
     /// Unhealthy and not yet due for a probe, or paused by a `Retry-After`: its work is not claimed.
@@ -57,7 +75,8 @@ impl Connection {
             return true;
         }
         let h = self.health.lock().unwrap_or_else(|e| e.into_inner());
-        h.credentials_rejected.is_some() && h.next_probe.is_none_or(|t| Instant::now() < t)
+        h.credentials_rejected.is_some()
+            && (h.probing || h.next_probe.is_none_or(|t| Instant::now() < t))
     }
 
     pub fn transport(&self) -> Option<&Transport> {

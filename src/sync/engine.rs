@@ -118,6 +118,13 @@ impl Engine {
     /// Claims up to `limit` due marks. For a connection whose credentials were rejected (and
     /// which is due for a probe) only one mark is kept: the probe; the rest are released.
     async fn claim(&self, limit: usize) -> Result<Vec<Claim>, StoreError> {
+        let in_flight: Vec<i64> = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
         let claims = self
             .store
             .claim_due(
@@ -125,24 +132,26 @@ impl Engine {
                 self.opts.lease,
                 limit as i64,
                 &self.parked(),
+                &in_flight,
             )
             .await?;
-        let mut probing: HashSet<(String, ProviderKind)> = HashSet::new();
         let mut keep = Vec::with_capacity(claims.len());
         for c in claims {
-            let unhealthy = self
-                .connections
-                .get(&c.program, c.provider)
+            let conn = self.connections.get(&c.program, c.provider);
+            let unhealthy = conn
+                .as_ref()
                 .is_some_and(|x| x.health().credentials_rejected.is_some());
-            if unhealthy && !probing.insert((c.program.clone(), c.provider)) {
+            // one probe at a time for a connection whose credentials were rejected
+            if unhealthy && !conn.as_ref().is_some_and(|x| x.start_probe()) {
+                let now = self.clock.now();
                 self.store
                     .complete(
                         &c,
                         c.desired_revision,
                         None,
                         &Completion::Released,
-                        self.clock.now(),
-                        self.clock.now(),
+                        now,
+                        now,
                     )
                     .await?;
             } else {
@@ -175,12 +184,29 @@ impl Engine {
         }
     }
 
-    /// The inline push of an API write: processes this mark now if it is due and free.
+    /// The inline push of an API write: processes this mark now if it is due and free, and its
+    /// connection is neither paused by a `Retry-After` nor waiting for credentials.
     pub async fn push_now(
         &self,
         coupon_id: i64,
         provider: ProviderKind,
     ) -> Result<Option<Completion>, StoreError> {
+        if self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(coupon_id, provider))
+        {
+            return Ok(None);
+        }
+        let program = self.store.program_of(coupon_id).await?;
+        if self
+            .connections
+            .get(&program, provider)
+            .is_some_and(|c| c.parked() || c.health().credentials_rejected.is_some())
+        {
+            return Ok(None);
+        }
         match self
             .store
             .claim_one(coupon_id, provider, self.clock.now(), self.opts.lease)
@@ -213,12 +239,12 @@ impl Engine {
                 .await?;
             return Ok(Completion::Released);
         }
-        let result = self.process_claimed(&claim).await;
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        result
+        // whatever happens below (even a panic), the key leaves the in-flight set
+        let _guard = InFlight {
+            set: &self.in_flight,
+            key,
+        };
+        self.process_claimed(&claim).await
     }
 
     async fn process_claimed(&self, claim: &Claim) -> Result<Completion, StoreError> {
@@ -255,11 +281,13 @@ impl Engine {
             currency: &conn.currency,
             desired: &desired,
             attempt: claim.attempts + 1,
+            claim_token: &claim.token,
             now: started,
             journal: &journal,
         };
         let result = conn.adapter.push(&input, &mut links).await;
-        heartbeat.cancel();
+        drop(heartbeat);
+        conn.end_probe();
         let now = self.clock.now();
         let completion = match result {
             Ok(note) => {
@@ -324,8 +352,9 @@ impl Engine {
         Ok(completion)
     }
 
-    /// Renews the lease every third of its length while the push runs.
-    fn heartbeat(&self, claim: Claim) -> CancellationToken {
+    /// Renews the lease every third of its length while the push runs. A failed renewal (the
+    /// store was busy) is tried again; only a lost claim stops it. Dropping the guard stops it.
+    fn heartbeat(&self, claim: Claim) -> tokio_util::sync::DropGuard {
         let token = CancellationToken::new();
         let (store, clock, lease, t) = (
             self.store.clone(),
@@ -334,19 +363,24 @@ impl Engine {
             token.clone(),
         );
         tokio::spawn(async move {
+            let mut wait = lease / 3;
             loop {
                 tokio::select! {
                     _ = t.cancelled() => return,
-                    _ = tokio::time::sleep(lease / 3) => {
-                        let until = clock.now() + chrono::Duration::from_std(lease).unwrap_or_default();
-                        if !matches!(store.renew_lease(&claim, until).await, Ok(true)) {
-                            return;
-                        }
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                let until = clock.now() + chrono::Duration::from_std(lease).unwrap_or_default();
+                match store.renew_lease(&claim, until).await {
+                    Ok(true) => wait = lease / 3,
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "renewing a sync lease failed; trying again");
+                        wait = (lease / 12).max(std::time::Duration::from_millis(100));
                     }
                 }
             }
         });
-        token
+        token.drop_guard()
     }
 
     /// The daemon's loop: keeps up to `workers` pushes in flight; wakes on `wake`, on a finished
@@ -402,6 +436,21 @@ impl Engine {
         );
         while tasks.join_next().await.is_some() {}
         *self.beat.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// Removes a (coupon, provider) from the in-flight set when dropped.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<(i64, ProviderKind)>>,
+    key: (i64, ProviderKind),
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
     }
 }
 

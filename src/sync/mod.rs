@@ -97,6 +97,11 @@ impl Dispatcher {
         let Some(engine) = self.engine.clone() else {
             return queued("no sync worker is running");
         };
+        if self.deadline.is_zero() {
+            // sync.inline_deadline_ms = 0: never push inline, always queue
+            self.wake();
+            return queued("inline pushes are off (sync.inline_deadline_ms = 0)");
+        }
         let coupon_id = view.id;
         let pusher = engine.clone();
         let handle = engine.spawn_push(async move { pusher.push_now(coupon_id, provider).await });
@@ -115,7 +120,9 @@ impl Dispatcher {
             }
             Ok(Ok(Ok(Some(Completion::Released) | None))) => {
                 self.wake();
-                queued("another push of this coupon is in progress")
+                queued(
+                    "the provider connection is paused (Retry-After or rejected credentials) or this coupon is already being pushed",
+                )
             }
             Ok(Ok(Err(e))) => {
                 tracing::error!(error = %e, "inline push could not be recorded");

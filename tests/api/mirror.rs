@@ -19,6 +19,8 @@ use std::time::Duration;
 #[derive(Default)]
 struct Flaky {
     target: String,
+    /// Before answering this page, delete this coupon upstream (a change during a pass).
+    delete_before: Mutex<Option<(String, String)>>,
     fail_500: Mutex<HashSet<String>>,
     hang: Mutex<HashSet<String>>,
     latency: Mutex<Duration>,
@@ -40,6 +42,23 @@ async fn forward(
         .find_map(|kv| kv.strip_prefix("page="))
         .unwrap_or("1")
         .to_owned();
+    let hook = f.delete_before.lock().unwrap().clone();
+    if let Some((p, uuid)) = hook.filter(|(p, _)| *p == page && uri.path() == "/v1/coupons") {
+        *f.delete_before.lock().unwrap() = None;
+        let auth = headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let _ = p;
+        reqwest::Client::new()
+            .delete(format!("{}/v1/coupons/{uuid}", f.target))
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+    }
     let latency = *f.latency.lock().unwrap();
     tokio::time::sleep(latency).await;
     if f.fail_500.lock().unwrap().contains(&page) {
@@ -376,4 +395,34 @@ async fn the_poller_picks_up_changes_within_an_interval() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A coupon deleted upstream during a pass shifts later coupons to earlier pages; the one that is
+/// never seen is confirmed alive before anything is deleted.
+#[tokio::test]
+async fn a_deletion_during_a_pass_does_not_delete_shifted_coupons() {
+    let up = TestApp::spawn().await;
+    let (proxy, url) = flaky(&up.base).await;
+    let env = StripeEnv::start(&upstream_config(&url), false).await;
+    let mirror = env.app.mirrors[0].clone();
+    for i in 0..6 {
+        upstream_coupon(&up, &format!("S{i}"), &[&format!("S{i}-A")]).await;
+    }
+    mirror.pass().await.unwrap();
+    // while the next pass reads page 2, S0 (on page 1) is deleted upstream: S2 moves to page 1 unseen
+    *proxy.delete_before.lock().unwrap() = Some(("2".into(), "S0".into()));
+    let r = mirror.pass().await.unwrap();
+    // S0 was seen (page 1) before it went, S2 was not seen but is confirmed alive: nothing deleted
+    assert_eq!(r.deleted, 0, "{r:?}");
+    assert_eq!(env.app.get("/v1/coupons/S2").await.0, StatusCode::OK);
+    let r = mirror.pass().await.unwrap();
+    assert_eq!(r.deleted, 1, "the next pass removes S0: {r:?}");
+    let (_, list) = env.app.get("/v1/coupons").await;
+    let left: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["uuid_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["S1", "S2", "S3", "S4", "S5"]);
 }

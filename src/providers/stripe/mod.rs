@@ -147,6 +147,13 @@ fn owned_by(v: &Value, program: &str, uuid: &str) -> bool {
             .is_some_and(|c| c.eq_ignore_ascii_case(uuid))
 }
 
+/// Whether `remote_id` is not (yet) the recorded object of this code.
+fn kept_id_changed(links: &[Link], code: &str, remote_id: &str) -> bool {
+    !links.iter().any(|l| {
+        l.kind == "code" && l.local_key.eq_ignore_ascii_case(code) && l.remote_id == remote_id
+    })
+}
+
 fn set_link(links: &mut Vec<Link>, link: Link) {
     links.retain(|l| !(l.kind == link.kind && l.local_key.eq_ignore_ascii_case(&link.local_key)));
     links.push(link);
@@ -254,8 +261,7 @@ impl StripeClient {
         Self::classify(ans)
     }
 
-    /// A POST with an idempotency key derived from what it does, the coupon's revision and the
-    /// attempt number: in-attempt
+    /// A POST with an idempotency key derived from what it does and the claim of this attempt: in-attempt
     /// transport retries replay; a later attempt (after e.g. a replayed 500) gets a fresh key, and
     /// duplicates are then prevented by deterministic ids and adopt-on-duplicate.
     async fn post(
@@ -265,12 +271,13 @@ impl StripeClient {
         path: &str,
         body: String,
     ) -> Result<Value, ProviderError> {
-        // The revision is part of the key: attempt numbers restart at every revision, and a key
-        // reused from an earlier revision would replay that old answer instead of executing.
+        // The claim token is unique per attempt and stable within it: transport retries inside the
+        // attempt replay, while no later attempt (a new revision, a retried dead sync, a restart)
+        // can ever replay an earlier answer.
         let c = &input.desired.coupon;
         let key_src = format!(
-            "{}|{}|r{}|a{}|{op}|{path}|{body}",
-            input.program, c.uuid_code, c.revision, input.attempt
+            "{}|{}|{}|{op}|{path}|{body}",
+            input.program, c.uuid_code, input.claim_token
         );
         let key = hex::encode(Sha256::digest(key_src.as_bytes()));
         self.call(op, Method::POST, path, Some(body), Some(key))
@@ -455,6 +462,7 @@ impl StripeClient {
                     Err(e) => return Err(e),
                 },
             };
+            let created = kept_id_changed(links, &cs.code, &remote_id);
             set_link(
                 links,
                 Link {
@@ -465,6 +473,10 @@ impl StripeClient {
                     remote: serde_json::to_value(cs).unwrap_or_default(),
                 },
             );
+            if created {
+                // a new provider object is recorded at once, so a crash cannot leave it unmanaged
+                input.record(links, PROVIDER).await?;
+            }
         }
         // codes deleted here: Stripe has no delete, so deactivate
         let gone: Vec<Link> = links

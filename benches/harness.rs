@@ -339,7 +339,8 @@ async fn main() {
             doc,
             "\nWhere the time goes: writes go through one writer connection, so concurrency does not add commits; \
              each commit waits for its fsync. The API adds request parsing, validation, the uniqueness checks and \
-             reading the row back for the answer."
+             reading the row back for the answer, all inside the write transaction. Group commit (several requests' \
+             writes in one fsynced transaction) is the known next step to close the gap."
         );
         let _ = writeln!(doc);
     }

@@ -364,6 +364,7 @@ impl Mirror {
 
     /// Polls every interval until cancelled; a failed pass is recorded and retried next interval.
     pub async fn run(self: Arc<Self>, token: CancellationToken) {
+        let mut failures: u32 = 0;
         loop {
             let outcome = tokio::select! {
                 _ = token.cancelled() => return,
@@ -371,16 +372,58 @@ impl Mirror {
             };
             match outcome {
                 Ok(r) => {
+                    failures = 0;
                     tracing::info!(program = %self.program, pages = r.pages, seen = r.seen, created = r.created, changed = r.changed, deleted = r.deleted, invalid = r.invalid, "mirror pass complete")
                 }
                 Err(e) => {
-                    tracing::warn!(program = %self.program, error = %e, "mirror pass incomplete; nothing deleted")
+                    failures += 1;
+                    tracing::warn!(program = %self.program, error = %e, failures, "mirror pass incomplete; nothing deleted")
                 }
             }
             tokio::select! {
                 _ = token.cancelled() => return,
-                _ = tokio::time::sleep(self.interval) => {}
+                _ = tokio::time::sleep(backoff(self.interval, failures)) => {}
             }
         }
+    }
+}
+
+/// The wait before the next pass: the poll interval, doubled per consecutive failed pass (up to 16×).
+pub fn backoff(interval: Duration, failures: u32) -> Duration {
+    interval.saturating_mul(1 << failures.min(4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_upstream_is_polled_less_often() {
+        let i = Duration::from_secs(60);
+        assert_eq!(backoff(i, 0), i);
+        assert_eq!(backoff(i, 1), i * 2);
+        assert_eq!(backoff(i, 3), i * 8);
+        assert_eq!(backoff(i, 30), i * 16);
+    }
+
+    #[test]
+    fn upstream_items_read_as_coupon_creates() {
+        let item = json!({"name": "N", "uuid_code": "U1", "active": true, "coupon_discount_type": "percent",
+            "coupon_discount_amount": 25, "coupon_duration_type": "once", "coupon_duration_value": null,
+            "redemption_specific_date_status": true, "redemption_specific_date_value": "2001-01-01T00:00:00.000000Z",
+            "redemption_times_status": false, "redemption_times_value": null,
+            "promotion_codes": {"data": [{"code": "C1", "times_redeemed": 3, "metadata": []}]},
+            "metadata": [], "additional_info": [], "times_redeemed": 7});
+        let u = to_new_coupon(&item, Some(ProviderKind::Stripe)).unwrap();
+        assert_eq!(u.new.sync, Some(ProviderKind::Stripe));
+        assert!(
+            u.new.terms.redeem_by.is_some(),
+            "a past expiry from upstream is kept"
+        );
+        assert_eq!(
+            (u.times_redeemed, u.code_counts.clone()),
+            (7, vec![("C1".to_owned(), 3)])
+        );
+        assert!(to_new_coupon(&json!({"name": "no uuid"}), None).is_err());
     }
 }

@@ -21,12 +21,25 @@ pub struct Cli {
 
     /// Run on embedded defaults with a throw-away store, a generated API key and a built-in
     /// Stripe simulator.
-    #[arg(long, conflicts_with_all = ["check_config", "dead", "retry_dead", "history"])]
+    #[arg(long, conflicts_with_all = ["check_config", "dead", "retry_dead", "history", "reconcile"])]
     pub demo: bool,
 
     /// Load and validate the configuration, print it with secrets redacted, and exit.
     #[arg(long)]
     pub check_config: bool,
+
+    /// Compare every managed provider object with the store, print a drift report, and repair
+    /// (unless --dry-run). Exit 0 in sync, 1 drift left, 2 errors. Works while the daemon runs.
+    #[arg(long, conflicts_with_all = ["dead", "retry_dead", "history"])]
+    pub reconcile: bool,
+
+    /// With --reconcile: report only.
+    #[arg(long, requires = "reconcile")]
+    pub dry_run: bool,
+
+    /// With --reconcile: only this provider (stripe, shopify, woocommerce, paddle).
+    #[arg(long, value_name = "PROVIDER", requires = "reconcile")]
+    pub provider: Option<String>,
 
     /// List dead syncs (exit 1 when there are any). Works while the daemon runs.
     #[arg(long, conflicts_with_all = ["retry_dead", "history"])]
@@ -40,7 +53,7 @@ pub struct Cli {
     #[arg(long, value_name = "UUID_CODE")]
     pub history: Option<String>,
 
-    /// Limit --dead, --retry-dead and --history to one program.
+    /// Limit --reconcile, --dead, --retry-dead and --history to one program.
     #[arg(long, value_name = "PROGRAM")]
     pub program: Option<String>,
 
@@ -48,7 +61,7 @@ pub struct Cli {
     #[arg(long, value_name = "UUID_CODE", requires = "retry_dead")]
     pub coupon: Option<String>,
 
-    /// Output of --dead, --retry-dead and --history.
+    /// Output of --reconcile, --dead, --retry-dead and --history.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }

@@ -63,8 +63,25 @@ pub struct Settings {
     pub log: LogSettings,
     pub sync: SyncSettings,
     pub status: StatusThresholds,
+    pub reconcile: ReconcileSettings,
     #[serde(default)]
     pub programs: BTreeMap<String, ProgramSettings>,
+}
+
+/// What `--reconcile` does with objects that carry our marker but belong to nothing here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrphanPolicy {
+    /// Retire them the strongest way the provider allows (Stripe: delete coupons, deactivate codes).
+    Retire,
+    /// Only list them.
+    Report,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileSettings {
+    pub orphans: OrphanPolicy,
 }
 
 /// Thresholds beyond which `/status` answers 503.

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod mirror;
 pub mod providers;
+pub mod reconcile;
 pub mod simulators;
 pub mod store;
 pub mod sync;

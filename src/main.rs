@@ -39,6 +39,15 @@ async fn main() -> ExitCode {
         let _ = writeln!(std::io::stdout(), "{}", settings.redacted_toml());
         return ExitCode::SUCCESS;
     }
+    if cli.reconcile {
+        return match coupond::reconcile::run(&cli, &settings).await {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("coupond: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if cli.admin() {
         return match coupond::admin::run(&cli, &settings).await {
             Ok(code) => ExitCode::from(code),

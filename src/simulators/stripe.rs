@@ -203,6 +203,20 @@ impl StripeSim {
         obj.map(f).is_some()
     }
 
+    /// Removes an object outright, as if it had been deleted in the dashboard (tests of drift).
+    pub fn remove(&self, id: &str) -> bool {
+        let mut d = self.data.lock().unwrap();
+        let before = d.coupons.len() + d.codes.len();
+        d.coupons.retain(|c| c["id"] != id);
+        d.codes.retain(|c| c["id"] != id);
+        before != d.coupons.len() + d.codes.len()
+    }
+
+    /// Adds a coupon object as someone else would have created it (tests of drift).
+    pub fn insert_coupon(&self, obj: Value) {
+        self.data.lock().unwrap().coupons.push(obj);
+    }
+
     fn next_id(d: &mut Data, prefix: &str) -> String {
         d.next += 1;
         format!("{prefix}_{:014}", d.next)

@@ -786,3 +786,176 @@ impl Store {
         )
     }
 }
+
+/// A change reconcile makes to a link before re-marking the coupon.
+#[derive(Debug, Clone)]
+pub enum LinkChange {
+    /// The object is gone at the provider: forget it (the next push creates it again).
+    Drop { kind: String, local_key: String },
+    /// The object was changed by hand: record what the provider holds (so the next push writes
+    /// ours back); an empty fingerprint forces a replacement (immutable fields changed).
+    Theirs {
+        kind: String,
+        local_key: String,
+        remote: serde_json::Value,
+        keep_fingerprint: bool,
+    },
+}
+
+impl Store {
+    /// Every link of a program's coupons at one provider.
+    pub async fn links_of(
+        &self,
+        program: &str,
+        provider: ProviderKind,
+    ) -> Result<Vec<(i64, Link)>> {
+        let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT l.coupon_id, l.object_kind, l.local_key, l.remote_id, l.fingerprint, l.remote FROM provider_links l \
+             JOIN coupons c ON c.id = l.coupon_id WHERE c.program = ? AND l.provider = ? ORDER BY l.coupon_id",
+        )
+        .bind(program)
+        .bind(provider.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, kind, local_key, remote_id, fingerprint, remote)| {
+                (
+                    id,
+                    Link {
+                        kind,
+                        local_key,
+                        remote_id,
+                        fingerprint,
+                        remote: serde_json::from_str(&remote).unwrap_or_default(),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Applies reconcile's link changes, logs what was found, and marks the coupon for sync.
+    pub async fn reconcile_repair(
+        &self,
+        program: &str,
+        coupon_id: i64,
+        provider: ProviderKind,
+        changes: &[LinkChange],
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let p = provider.as_str();
+        for c in changes {
+            match c {
+                LinkChange::Drop { kind, local_key } => {
+                    sqlx::query("DELETE FROM provider_links WHERE coupon_id = ? AND provider = ? AND object_kind = ? AND local_key = ?")
+                        .bind(coupon_id)
+                        .bind(p)
+                        .bind(kind)
+                        .bind(local_key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                LinkChange::Theirs {
+                    kind,
+                    local_key,
+                    remote,
+                    keep_fingerprint,
+                } => {
+                    sqlx::query(
+                        "UPDATE provider_links SET remote = ?, fingerprint = CASE WHEN ? THEN fingerprint ELSE '' END \
+                         WHERE coupon_id = ? AND provider = ? AND object_kind = ? AND local_key = ?",
+                    )
+                    .bind(remote.to_string())
+                    .bind(*keep_fingerprint)
+                    .bind(coupon_id)
+                    .bind(p)
+                    .bind(kind)
+                    .bind(local_key)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        let revision: i64 = sqlx::query_scalar("SELECT revision FROM coupons WHERE id = ?")
+            .bind(coupon_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sync_attempts (coupon_id, provider, revision, attempt, started_at, finished_at, outcome, message) VALUES (?, ?, ?, 0, ?, ?, 'drift', ?)",
+        )
+        .bind(coupon_id)
+        .bind(p)
+        .bind(revision)
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
+        super::coupons::touch_for_provider(&mut tx, program, coupon_id, Some(provider), now)
+            .await?;
+        sqlx::query("UPDATE outbox SET last_message = ? WHERE coupon_id = ? AND provider = ?")
+            .bind(message)
+            .bind(coupon_id)
+            .bind(p)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A mark's state as the inline push waits on it.
+#[derive(Debug, Clone)]
+pub struct ClaimState {
+    pub claimed: bool,
+    pub status: MarkStatus,
+    pub in_sync: bool,
+    pub last_message: String,
+}
+
+impl ClaimState {
+    /// The outcome of the last finished push, as a completion.
+    pub fn completion(&self) -> Option<Completion> {
+        match self.status {
+            _ if self.in_sync => Some(Completion::Synced {
+                message: self.last_message.clone(),
+            }),
+            MarkStatus::Dead => Some(Completion::Dead {
+                message: self.last_message.clone(),
+            }),
+            MarkStatus::Retrying => Some(Completion::Retry {
+                at: Utc::now(),
+                message: self.last_message.clone(),
+                count_attempt: true,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Store {
+    pub async fn claim_state(
+        &self,
+        coupon_id: i64,
+        provider: ProviderKind,
+    ) -> Result<Option<ClaimState>> {
+        type Row = (Option<String>, String, i64, Option<i64>, String);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT claim_token, status, desired_revision, synced_revision, last_message FROM outbox WHERE coupon_id = ? AND provider = ?",
+        )
+        .bind(coupon_id)
+        .bind(provider.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(
+            |(token, status, desired, synced, last_message)| ClaimState {
+                claimed: token.is_some(),
+                status: MarkStatus::parse(&status).unwrap_or(MarkStatus::Pending),
+                in_sync: synced == Some(desired),
+                last_message,
+            },
+        ))
+    }
+}

@@ -76,6 +76,10 @@ impl Engine {
         }
     }
 
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn connections(&self) -> &Arc<Connections> {
         &self.connections
     }
@@ -190,30 +194,30 @@ impl Engine {
         &self,
         coupon_id: i64,
         provider: ProviderKind,
-    ) -> Result<Option<Completion>, StoreError> {
-        if self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&(coupon_id, provider))
-        {
-            return Ok(None);
-        }
+    ) -> Result<Inline, StoreError> {
         let program = self.store.program_of(coupon_id).await?;
         if self
             .connections
             .get(&program, provider)
             .is_some_and(|c| c.parked() || c.health().credentials_rejected.is_some())
         {
-            return Ok(None);
+            return Ok(Inline::Parked);
+        }
+        if self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(coupon_id, provider))
+        {
+            return Ok(Inline::Busy);
         }
         match self
             .store
             .claim_one(coupon_id, provider, self.clock.now(), self.opts.lease)
             .await?
         {
-            Some(c) => self.process(c).await.map(Some),
-            None => Ok(None),
+            Some(c) => self.process(c).await.map(Inline::Pushed),
+            None => Ok(Inline::Busy),
         }
     }
 
@@ -437,6 +441,16 @@ impl Engine {
         while tasks.join_next().await.is_some() {}
         *self.beat.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
+}
+
+/// What an inline push did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inline {
+    Pushed(Completion),
+    /// Another push of this coupon holds the mark (the worker took it first).
+    Busy,
+    /// The connection is paused by a `Retry-After` or waiting for credentials: queued.
+    Parked,
 }
 
 /// Removes a (coupon, provider) from the in-flight set when dropped.

@@ -8,7 +8,7 @@ pub mod retry;
 use crate::api::ProgramInfo;
 use crate::store::CouponView;
 use crate::store::outbox::Completion;
-pub use engine::{Engine, EngineOptions};
+pub use engine::{Engine, EngineOptions, Inline};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -104,39 +104,61 @@ impl Dispatcher {
         }
         let coupon_id = view.id;
         let pusher = engine.clone();
+        let store = engine.store().clone();
+        let deadline = tokio::time::Instant::now() + self.deadline;
         let handle = engine.spawn_push(async move { pusher.push_now(coupon_id, provider).await });
-        match tokio::time::timeout(self.deadline, handle).await {
-            Ok(Ok(Ok(Some(Completion::Synced { message })))) => SyncReport {
+        let completion = match tokio::time::timeout_at(deadline, handle).await {
+            Ok(Ok(Ok(Inline::Pushed(c)))) => Some(c),
+            Ok(Ok(Ok(Inline::Parked))) => {
+                return queued(
+                    "the provider connection is paused (Retry-After) or waiting for its credentials to be fixed",
+                );
+            }
+            Ok(Ok(Ok(Inline::Busy))) => {
+                // the worker took it first: wait for its outcome within the same deadline
+                loop {
+                    match store.claim_state(coupon_id, provider).await {
+                        Ok(Some(st)) if !st.claimed => break st.completion(),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "reading the sync state failed");
+                            break None;
+                        }
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        break None;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = %e, "inline push could not be recorded");
+                None
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "inline push task failed");
+                None
+            }
+            Err(_) => None,
+        };
+        match completion {
+            Some(Completion::Synced { message }) => SyncReport {
                 enabled: true,
                 successful: true,
                 message,
             },
-            Ok(Ok(Ok(Some(Completion::Retry { message, .. } | Completion::Dead { message })))) => {
-                SyncReport {
-                    enabled: true,
-                    successful: false,
-                    message: format!("The coupon could not be {verb} in {d}: {message}"),
-                }
-            }
-            Ok(Ok(Ok(Some(Completion::Released) | None))) => {
+            Some(Completion::Retry { message, .. } | Completion::Dead { message }) => SyncReport {
+                enabled: true,
+                successful: false,
+                message: format!("The coupon could not be {verb} in {d}: {message}"),
+            },
+            Some(Completion::Released) | None => {
                 self.wake();
-                queued(
-                    "the provider connection is paused (Retry-After or rejected credentials) or this coupon is already being pushed",
-                )
+                queued(&format!(
+                    "the push did not finish within {} ms",
+                    self.deadline.as_millis()
+                ))
             }
-            Ok(Ok(Err(e))) => {
-                tracing::error!(error = %e, "inline push could not be recorded");
-                self.wake();
-                queued("the push could not be recorded")
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "inline push task failed");
-                queued("the push task failed")
-            }
-            Err(_) => queued(&format!(
-                "the push did not finish within {} ms",
-                self.deadline.as_millis()
-            )),
         }
     }
 }

@@ -11,6 +11,7 @@ mod mirror;
 mod openapi;
 mod ops;
 mod promotion_codes;
+mod reconcile;
 mod robustness;
 mod seeds;
 mod sync_stripe;

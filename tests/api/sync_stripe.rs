@@ -371,7 +371,9 @@ async fn unrecorded_creates_are_adopted() {
 /// enforced rate is never exceeded, and every wait respects Retry-After.
 #[tokio::test]
 async fn faults_end_synced_within_rate_and_retry_after() {
-    let env = StripeEnv::start("[programs.acme.stripe]\nrate_per_second = 100\n[sync]\nworkers = 8\ninline_deadline_ms = 1\n", true).await;
+    let env = StripeEnv::start("[programs.acme.stripe]\nrate_per_second = 100\n[sync]\nworkers = 8\ninline_deadline_ms = 1\n\
+         # 30 quick retries: a push of 2 requests fails ~64 % of the time under these faults\n\
+         retry_schedule = [\"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\", \"20ms\"]\n", true).await;
     env.sim.common.enforce_rate(100.0, 2.0);
     env.sim.common.set_faults(coupond::simulators::Faults {
         rate_429: 0.3,
@@ -412,9 +414,10 @@ async fn faults_end_synced_within_rate_and_retry_after() {
         assert_eq!(env.active_codes_on(cs[0]["id"].as_str().unwrap()).len(), 1);
     }
     let reqs = env.sim.common.requests();
+    let statuses: Vec<u16> = reqs.iter().map(|r| r.status).collect();
     assert!(
         reqs.iter().any(|r| r.status == 429) && reqs.iter().any(|r| r.status == 500),
-        "faults were injected"
+        "faults were injected: {statuses:?}"
     );
     assert_eq!(
         *env.sim.common.rate_violations.lock().unwrap(),

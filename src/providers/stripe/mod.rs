@@ -3,6 +3,7 @@
 //! an `Idempotency-Key` on every POST, our marker in metadata.
 
 pub mod mapping;
+pub mod reconcile;
 
 use super::http::{Answer, Transport, retry_after};
 use super::{ProviderError, PushInput, PushNote};
@@ -135,6 +136,13 @@ pub fn metadata_of(v: &Value) -> BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Does a remote coupon hold the terms Stripe cannot change (so it can be adopted)?
+fn same_terms(spec: &CouponSpec, remote: &Value) -> bool {
+    reconcile::coupon_drift(spec, remote)
+        .iter()
+        .all(|d| d.field == "name" || d.field.starts_with("metadata."))
 }
 
 /// Is this remote object ours, for this program and coupon?
@@ -375,9 +383,9 @@ impl StripeClient {
                 );
                 input.record(links, PROVIDER).await?;
                 let id = self.create_or_adopt_coupon(input, &want_id, &spec).await?;
-                links.retain(|x| {
-                    !(x.kind == "retire" && (x.remote_id == id || x.remote_id == want_id))
-                });
+                // the object now in use is no longer to be retired (a different `want_id` stays:
+                // it was deleted already, or holds other terms and must go)
+                links.retain(|x| !(x.kind == "retire" && x.remote_id == id));
                 id
             }
         };
@@ -590,7 +598,10 @@ impl StripeClient {
                     .get("get_coupon", &format!("/v1/coupons/{id}"))
                     .await
                 {
-                    Ok(remote) if owned_by(&remote, input.program, uuid) => {
+                    // ours, with the terms wanted: adopt it (a create whose answer was lost)
+                    Ok(remote)
+                        if owned_by(&remote, input.program, uuid) && same_terms(spec, &remote) =>
+                    {
                         let meta = metadata_of(&remote);
                         if remote["name"].as_str() != Some(spec.name.as_str())
                             || meta != spec.metadata
@@ -603,6 +614,11 @@ impl StripeClient {
                                 .await?;
                         }
                         return Ok(id);
+                    }
+                    // ours but with other terms (changed by hand): use a fresh id; the old object
+                    // stays linked for retirement
+                    Ok(remote) if owned_by(&remote, input.program, uuid) => {
+                        id = format!("{id}_r{}", input.desired.coupon.revision)
                     }
                     Ok(_) => {
                         return Err(ProviderError::Rejected {
@@ -735,6 +751,37 @@ impl StripeClient {
             status: Some(400),
             detail: format!("code '{}' is still taken; will retry", cs.code),
         })
+    }
+
+    /// Deletes a Stripe coupon (reconcile retiring an orphan).
+    pub async fn delete_coupon(&self, id: &str) -> Result<(), ProviderError> {
+        self.call(
+            "delete_coupon",
+            Method::DELETE,
+            &format!("/v1/coupons/{id}"),
+            None,
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deactivates a promotion code (reconcile retiring an orphan), with a fresh idempotency key.
+    pub async fn deactivate_code(&self, id: &str) -> Result<(), ProviderError> {
+        let body = form(&UpdateCode {
+            active: false,
+            metadata: BTreeMap::new(),
+        });
+        let key = uuid::Uuid::new_v4().to_string();
+        self.call(
+            "deactivate_promotion_code",
+            Method::POST,
+            &format!("/v1/promotion_codes/{id}"),
+            Some(body),
+            Some(key),
+        )
+        .await
+        .map(|_| ())
     }
 
     fn bad_answer(&self, what: &str) -> ProviderError {

@@ -1,0 +1,208 @@
+//! `coupond --reconcile` against the Stripe simulator, with the daemon running.
+
+use crate::crash::write_config;
+use crate::helpers::*;
+use crate::stripe_env::STRIPE_KEY;
+use coupond::simulators::stripe::StripeSim;
+use serde_json::{Value, json};
+
+async fn reconcile(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_coupond"))
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .arg("--reconcile")
+        .args(["--provider", "stripe"])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn coupon_id(sim: &StripeSim, uuid: &str) -> String {
+    sim.coupons()
+        .into_iter()
+        .find(|c| c["metadata"]["coupond_coupon"] == uuid)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every kind of drift injected into the simulator is reported exactly, repaired, and a second
+/// dry run reports everything in sync; the foreign object is counted and never touched.
+#[tokio::test]
+async fn reconcile_reports_exactly_the_injected_drift_and_repairs_it() {
+    let sim = StripeSim::new(STRIPE_KEY);
+    let sim_url = format!(
+        "http://{}",
+        coupond::simulators::serve(sim.router(), 0).await.unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim_url, "");
+    let d = Daemon::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    for (uuid, codes) in [
+        ("A", vec!["A-1", "A-2"]),
+        ("B", vec!["B-1"]),
+        ("C", vec!["C-1"]),
+    ] {
+        let mut c = coupon(uuid);
+        c["sync"] = json!({"provider": "stripe"});
+        c["promotion_codes"] = Value::Array(codes.iter().map(|x| json!({"code": x})).collect());
+        let r: Value = client
+            .post(format!("{}/v1/coupons", d.base))
+            .bearer_auth(KEY)
+            .json(&c)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["synchronization_successful"], true, "{r}");
+    }
+    let (code, out) = reconcile(dir.path(), &["--dry-run"]).await;
+    assert_eq!(code, 0, "in sync before any drift: {out}");
+
+    // inject: an edited amount, an edited name, a deleted code, an extra object with our marker, a foreign one
+    let a = coupon_id(&sim, "A");
+    let b = coupon_id(&sim, "B");
+    assert!(sim.edit(&a, |c| c["percent_off"] = json!(50.0)));
+    assert!(sim.edit(&b, |c| c["name"] = json!("Edited by hand")));
+    let c1 = sim
+        .promotion_codes()
+        .into_iter()
+        .find(|c| c["code"] == "C-1")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(sim.remove(&c1));
+    sim.insert_coupon(json!({"id": "cpd_acme_GHOST_0000000000", "object": "coupon", "percent_off": 5.0, "duration": "once", "name": "ghost",
+                             "metadata": {"coupond": "1", "coupond_program": "acme", "coupond_coupon": "GHOST"}}));
+    sim.insert_coupon(json!({"id": "MERCHANT10", "object": "coupon", "percent_off": 10.0, "duration": "once", "name": "merchant's own", "metadata": {}}));
+
+    let (code, out) = reconcile(dir.path(), &["--dry-run", "--format", "json"]).await;
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let conn = &v["connections"][0];
+    assert_eq!(
+        conn["counts"],
+        json!({"in_sync": 4, "drifted": 2, "missing": 1, "orphan": 1, "foreign": 1}),
+        "{out}"
+    );
+    let mut findings: Vec<(String, String, String, Vec<String>)> = conn["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let fields = f["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| {
+                    format!(
+                        "{}:{}->{}",
+                        x["field"].as_str().unwrap(),
+                        x["ours"].as_str().unwrap(),
+                        x["theirs"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            (
+                f["class"].as_str().unwrap().into(),
+                f["kind"].as_str().unwrap().into(),
+                f["remote_id"].as_str().unwrap().into(),
+                fields,
+            )
+        })
+        .collect();
+    findings.sort();
+    assert_eq!(
+        findings,
+        vec![
+            (
+                "drifted".into(),
+                "coupon".into(),
+                a.clone(),
+                vec!["percent_off:25->50".to_owned()]
+            ),
+            (
+                "drifted".into(),
+                "coupon".into(),
+                b.clone(),
+                vec!["name:B->Edited by hand".to_owned()]
+            ),
+            ("missing".into(), "code".into(), c1.clone(), vec![]),
+            (
+                "orphan".into(),
+                "coupon".into(),
+                "cpd_acme_GHOST_0000000000".into(),
+                vec![]
+            ),
+        ]
+    );
+    let (_, table) = reconcile(dir.path(), &["--dry-run"]).await;
+    assert!(
+        table.contains("2 drifted, 1 missing, 1 orphan, 1 foreign")
+            && table.contains("drift found (dry run"),
+        "{table}"
+    );
+
+    // repair, then a second dry run is clean
+    let (code, out) = reconcile(dir.path(), &[]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = reconcile(dir.path(), &["--dry-run"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("0 drifted, 0 missing, 0 orphan, 1 foreign") && out.contains("all in sync"),
+        "{out}"
+    );
+    assert!(
+        sim.coupons().iter().any(|c| c["id"] == "MERCHANT10"),
+        "foreign objects are never touched"
+    );
+    assert!(
+        !sim.coupons()
+            .iter()
+            .any(|c| c["id"] == "cpd_acme_GHOST_0000000000"),
+        "the orphan was retired"
+    );
+    assert_eq!(
+        sim.coupons()
+            .iter()
+            .find(|c| c["metadata"]["coupond_coupon"] == "B")
+            .unwrap()["name"],
+        "B"
+    );
+    let h: Value = client
+        .get(format!("{}/v1/sync/coupons/B", d.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let drift = h["data"]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["outcome"] == "drift")
+        .expect("a drift entry in the history");
+    assert!(
+        drift["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"Edited by hand\" overwritten with \"B\""),
+        "{drift}"
+    );
+}

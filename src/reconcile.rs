@@ -10,7 +10,7 @@ use crate::providers::stripe::mapping::{MARKER, MARKER_PROGRAM, map_code, map_co
 use crate::providers::stripe::reconcile::{FieldDrift, code_drift, coupon_drift};
 use crate::providers::stripe::{StripeClient, code_spec_from_remote, metadata_of};
 use crate::store::Store;
-use crate::store::outbox::{Link, LinkChange};
+use crate::store::outbox::{DesiredState, Link, LinkChange};
 use crate::sync::clock::SystemClock;
 use crate::sync::connections::Connections;
 use crate::sync::retry::RetryPolicy;
@@ -100,6 +100,18 @@ async fn each_page(
     }
 }
 
+/// A coupon's desired state, read once per scan.
+async fn desired_of<'a>(
+    store: &Store,
+    cache: &'a mut HashMap<i64, DesiredState>,
+    id: i64,
+) -> anyhow::Result<&'a DesiredState> {
+    Ok(match cache.entry(id) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(store.desired_state(id).await?.0),
+    })
+}
+
 /// Scans one Stripe connection and classifies every object.
 async fn scan_stripe(
     store: &Store,
@@ -150,10 +162,7 @@ async fn scan_stripe(
             });
             continue;
         };
-        if !desired_cache.contains_key(cid) {
-            desired_cache.insert(*cid, store.desired_state(*cid).await?.0);
-        }
-        let desired = &desired_cache[cid];
+        let desired = desired_of(store, &mut desired_cache, *cid).await?;
         if desired.deleted {
             report.findings.push(Finding {
                 class: "orphan",
@@ -231,10 +240,7 @@ async fn scan_stripe(
             }
             continue;
         };
-        if !desired_cache.contains_key(cid) {
-            desired_cache.insert(*cid, store.desired_state(*cid).await?.0);
-        }
-        let desired = &desired_cache[cid];
+        let desired = desired_of(store, &mut desired_cache, *cid).await?;
         let want = desired
             .codes
             .iter()

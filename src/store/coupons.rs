@@ -343,20 +343,32 @@ impl Store {
         let (id, current) = find_live(&mut tx, program, uuid_code)
             .await?
             .ok_or(StoreError::NotFound)?;
-        sqlx::query("DELETE FROM promotion_codes WHERE coupon_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE coupons SET deleted_at = ?, updated_at = ? WHERE id = ?")
-            .bind(micros(now))
-            .bind(micros(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        touch_for_provider(&mut tx, program, id, current.sync_provider, now).await?;
+        soft_delete(&mut tx, program, id, current.sync_provider, now).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Deletes a coupon as `DELETE` does: its codes for good, the coupon softly (its `uuid_code`
+/// stays taken), and its provider is told — in the caller's transaction.
+pub(super) async fn soft_delete(
+    conn: &mut SqliteConnection,
+    program: &str,
+    id: i64,
+    provider: Option<ProviderKind>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("DELETE FROM promotion_codes WHERE coupon_id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE coupons SET deleted_at = ?, updated_at = ? WHERE id = ?")
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    touch_for_provider(conn, program, id, provider, now).await
 }
 
 /// Answers B14/B15 for a redeem with `key` on the target `owner_column = owner`.

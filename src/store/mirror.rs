@@ -1,7 +1,7 @@
 //! Mirror mode: coupons written from an upstream's list, pass by pass.
 
 use super::codes::insert_code;
-use super::coupons::{bind_terms, touch_for_provider};
+use super::coupons::{bind_terms, soft_delete, touch_for_provider};
 use super::rows::{CODE_COLUMNS, COUPON_COLUMNS, CodeRow, CouponRow, metadata_to, parties_to};
 use super::{Result, Store, from_micros, micros};
 use crate::domain::{NewCoupon, PartyKind, ProviderKind};
@@ -302,17 +302,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         for (id, provider) in &rows {
-            sqlx::query("DELETE FROM promotion_codes WHERE coupon_id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE coupons SET deleted_at = ?, updated_at = ? WHERE id = ?")
-                .bind(micros(now))
-                .bind(micros(now))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            touch_for_provider(
+            soft_delete(
                 &mut tx,
                 program,
                 *id,

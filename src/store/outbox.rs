@@ -568,28 +568,7 @@ impl Store {
             return Ok(false);
         };
         if let Some(links) = links {
-            sqlx::query("DELETE FROM provider_links WHERE coupon_id = ? AND provider = ?")
-                .bind(claim.coupon_id)
-                .bind(p)
-                .execute(&mut *tx)
-                .await?;
-            for l in links {
-                sqlx::query(
-                    "INSERT INTO provider_links (coupon_id, provider, object_kind, local_key, remote_id, fingerprint, revision, remote, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(claim.coupon_id)
-                .bind(p)
-                .bind(&l.kind)
-                .bind(&l.local_key)
-                .bind(&l.remote_id)
-                .bind(&l.fingerprint)
-                .bind(pushed_revision)
-                .bind(l.remote.to_string())
-                .bind(micros(now))
-                .execute(&mut *tx)
-                .await?;
-            }
+            write_links(&mut tx, claim, pushed_revision, links, now).await?;
         }
         let msg = match completion {
             Completion::Synced { message }

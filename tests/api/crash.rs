@@ -31,6 +31,22 @@ pub fn write_config(dir: &Path, sim_url: &str, extra: &str) {
     std::fs::write(dir.join("config.toml"), text).unwrap();
 }
 
+/// A Stripe simulator, a config pointing at it (plus `extra`), and the real daemon started on it.
+pub async fn stripe_daemon(
+    extra: &str,
+    env: &[(&str, &str)],
+) -> (std::sync::Arc<StripeSim>, tempfile::TempDir, Daemon) {
+    let sim = StripeSim::new(STRIPE_KEY);
+    let sim_url = format!(
+        "http://{}",
+        coupond::simulators::serve(sim.router(), 0).await.unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim_url, extra);
+    let d = Daemon::start(dir.path(), env).await;
+    (sim, dir, d)
+}
+
 /// One random change; returns whether the daemon acknowledged it.
 async fn change(client: &reqwest::Client, base: &str, n: usize, rng_seed: u64) -> bool {
     let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);

@@ -1,10 +1,9 @@
 //! Operations: /status probes, /metrics, graceful shutdown, secrets in logs.
 
-use crate::crash::write_config;
+use crate::crash::stripe_daemon;
 use crate::helpers::*;
 use crate::stripe_env::*;
 use coupond::simulators::Faults;
-use coupond::simulators::stripe::StripeSim;
 use coupond::store::{Store, StoreOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -111,14 +110,7 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 /// After a scripted workload against the real binary, the counters add up.
 #[tokio::test]
 async fn metrics_add_up_after_a_workload() {
-    let sim = StripeSim::new(STRIPE_KEY);
-    let sim_url = format!(
-        "http://{}",
-        coupond::simulators::serve(sim.router(), 0).await.unwrap()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &sim_url, "");
-    let d = Daemon::start(dir.path(), &[]).await;
+    let (sim, _dir, d) = stripe_daemon("", &[]).await;
     let client = reqwest::Client::new();
     for i in 0..3 {
         let mut c = coupon(&format!("M{i}"));
@@ -271,14 +263,7 @@ async fn metrics_add_up_after_a_workload() {
 /// exits 0 and leaves nothing claimed.
 #[tokio::test]
 async fn sigterm_lets_the_in_flight_call_finish() {
-    let sim = StripeSim::new(STRIPE_KEY);
-    let sim_url = format!(
-        "http://{}",
-        coupond::simulators::serve(sim.router(), 0).await.unwrap()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &sim_url, "");
-    let mut d = Daemon::start(dir.path(), &[]).await;
+    let (sim, dir, mut d) = stripe_daemon("", &[]).await;
     sim.common.set_faults(Faults {
         latency: Duration::from_millis(1500),
         ..Default::default()
@@ -338,14 +323,7 @@ async fn sigterm_lets_the_in_flight_call_finish() {
 /// No configured secret ever appears in a log line, through a workload with errors and retries.
 #[tokio::test]
 async fn no_secret_in_any_log_line() {
-    let sim = StripeSim::new(STRIPE_KEY);
-    let sim_url = format!(
-        "http://{}",
-        coupond::simulators::serve(sim.router(), 0).await.unwrap()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &sim_url, "");
-    let mut d = Daemon::start(dir.path(), &[("RUST_LOG", "debug")]).await;
+    let (sim, _dir, mut d) = stripe_daemon("", &[("RUST_LOG", "debug")]).await;
     let client = reqwest::Client::new();
     sim.common.set_faults(Faults {
         rate_500: 0.3,
@@ -432,14 +410,7 @@ fn admin(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
 /// The operator commands work against the store of a running daemon.
 #[tokio::test]
 async fn admin_commands_list_retry_and_show_history() {
-    let sim = StripeSim::new(STRIPE_KEY);
-    let sim_url = format!(
-        "http://{}",
-        coupond::simulators::serve(sim.router(), 0).await.unwrap()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &sim_url, "");
-    let d = Daemon::start(dir.path(), &[]).await;
+    let (_sim, dir, d) = stripe_daemon("", &[]).await;
     let client = reqwest::Client::new();
     let mut c = coupon("DAYS");
     c["sync"] = json!({"provider": "stripe"});

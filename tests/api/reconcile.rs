@@ -1,8 +1,7 @@
 //! `coupond --reconcile` against the Stripe simulator, with the daemon running.
 
-use crate::crash::write_config;
+use crate::crash::stripe_daemon;
 use crate::helpers::*;
-use crate::stripe_env::STRIPE_KEY;
 use coupond::simulators::stripe::StripeSim;
 use serde_json::{Value, json};
 
@@ -40,14 +39,7 @@ fn coupon_id(sim: &StripeSim, uuid: &str) -> String {
 /// dry run reports everything in sync; the foreign object is counted and never touched.
 #[tokio::test]
 async fn reconcile_reports_exactly_the_injected_drift_and_repairs_it() {
-    let sim = StripeSim::new(STRIPE_KEY);
-    let sim_url = format!(
-        "http://{}",
-        coupond::simulators::serve(sim.router(), 0).await.unwrap()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &sim_url, "");
-    let d = Daemon::start(dir.path(), &[]).await;
+    let (sim, dir, d) = stripe_daemon("", &[]).await;
     let client = reqwest::Client::new();
     for (uuid, codes) in [
         ("A", vec!["A-1", "A-2"]),

@@ -95,6 +95,7 @@ impl App {
             mirrors: Arc::new(mirrors),
             public_url: settings.server.public_url.as_deref().map(Arc::from),
             thresholds: Arc::new(settings.status.clone()),
+            reconcile_next: Arc::new(std::sync::Mutex::new(None)),
             store,
         };
         api::status::prometheus();
@@ -150,6 +151,18 @@ impl App {
         } else {
             Vec::new()
         };
+        let reconciler =
+            if self.background_worker && !self.settings.reconcile.schedule.trim().is_empty() {
+                Some(tokio::spawn(scheduled_reconcile(
+                    self.settings.clone(),
+                    self.state.store.clone(),
+                    self.engine.clone(),
+                    self.state.reconcile_next.clone(),
+                    token.clone(),
+                )))
+            } else {
+                None
+            };
         let watchdog = sd_notify::watchdog_enabled().map(|period| {
             let engine = self.background_worker.then(|| self.engine.clone());
             tokio::spawn(watchdog(
@@ -189,6 +202,9 @@ impl App {
         if let Some(w) = watchdog {
             w.abort();
         }
+        if let Some(r) = reconciler {
+            let _ = r.await;
+        }
         for p in pollers {
             // a pass is idempotent: stopping mid-pass loses nothing
             let _ = p.await;
@@ -200,6 +216,82 @@ impl App {
         tracing::info!("coupond stopped");
         served.context("serving HTTP")
     }
+}
+
+/// The daemon's own reconcile runs: the cron schedule only signals; one task runs them, so runs
+/// never overlap (ticks during a run coalesce into one next run). Each run is recorded.
+async fn scheduled_reconcile(
+    settings: Settings,
+    store: Store,
+    engine: Arc<Engine>,
+    next: Arc<std::sync::Mutex<Option<String>>>,
+    token: CancellationToken,
+) {
+    use tokio_cron_scheduler::{Job, JobScheduler};
+    let tick = Arc::new(tokio::sync::Notify::new());
+    let t = tick.clone();
+    let job = match Job::new_async(settings.reconcile.schedule.as_str(), move |_, _| {
+        let t = t.clone();
+        Box::pin(async move { t.notify_one() })
+    }) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(schedule = %settings.reconcile.schedule, error = %e, "reconcile.schedule is not a valid cron expression; scheduled reconcile is off");
+            return;
+        }
+    };
+    let mut sched = match JobScheduler::new().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "the reconcile scheduler could not start");
+            return;
+        }
+    };
+    let Ok(job_id) = sched.add(job).await else {
+        return;
+    };
+    if sched.start().await.is_err() {
+        return;
+    }
+    let set_next = async |sched: &mut JobScheduler| {
+        let n = sched.next_tick_for_job(job_id).await.ok().flatten();
+        *next.lock().unwrap_or_else(|e| e.into_inner()) =
+            n.map(|t| crate::domain::time::format_ts(&t));
+    };
+    set_next(&mut sched).await;
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tick.notified() => {}
+        }
+        let started = chrono::Utc::now();
+        let scope = crate::reconcile::Scope::default();
+        match crate::reconcile::reconcile_all(
+            &store,
+            engine.connections(),
+            &engine,
+            &settings,
+            &scope,
+        )
+        .await
+        {
+            Ok((reports, errors)) => {
+                match crate::reconcile::record(&store, "schedule", started, &reports, errors).await
+                {
+                    Ok(outcome) => tracing::info!(%outcome, "scheduled reconcile finished"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "recording the scheduled reconcile failed")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "scheduled reconcile failed");
+                let _ = crate::reconcile::record(&store, "schedule", started, &[], true).await;
+            }
+        }
+        set_next(&mut sched).await;
+    }
+    let _ = sched.shutdown().await;
 }
 
 /// Pings systemd's watchdog only while the store answers and the sync worker loop is going round,

@@ -82,6 +82,8 @@ pub enum OrphanPolicy {
 #[serde(deny_unknown_fields)]
 pub struct ReconcileSettings {
     pub orphans: OrphanPolicy,
+    /// Cron expression (with seconds, UTC) for the daemon's own runs; empty disables.
+    pub schedule: String,
 }
 
 /// Thresholds beyond which `/status` answers 503.

@@ -465,22 +465,27 @@ fn table(reports: &[ConnectionReport], out: &mut String) {
     }
 }
 
-/// Runs `--reconcile`; returns the exit code.
-pub async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<u8> {
-    let store = Store::open(&settings.store.path, &settings.store.options())
-        .await
-        .with_context(|| format!("opening store {}", settings.store.path.display()))?;
-    let connections = Arc::new(Connections::from_settings(settings)?);
-    let wanted = match cli.provider.as_deref() {
-        None => None,
-        Some(p) => {
-            Some(ProviderKind::parse(p).ok_or_else(|| anyhow::anyhow!("unknown provider {p:?}"))?)
-        }
-    };
+/// What to reconcile.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub dry_run: bool,
+    pub program: Option<String>,
+    pub provider: Option<ProviderKind>,
+}
+
+/// Scans (and repairs unless dry-run) every connection in scope. Returns the reports and whether
+/// any connection could not be reconciled.
+pub async fn reconcile_all(
+    store: &Store,
+    connections: &Connections,
+    engine: &Engine,
+    settings: &Settings,
+    scope: &Scope,
+) -> anyhow::Result<(Vec<ConnectionReport>, bool)> {
     let mut conns: Vec<_> = connections
         .all()
-        .filter(|c| cli.program.as_deref().is_none_or(|p| p == c.program))
-        .filter(|c| wanted.is_none_or(|w| w == c.provider))
+        .filter(|c| scope.program.as_deref().is_none_or(|p| p == c.program))
+        .filter(|c| scope.provider.is_none_or(|w| w == c.provider))
         .cloned()
         .collect();
     conns.sort_by(|a, b| (&a.program, a.provider).cmp(&(&b.program, b.provider)));
@@ -502,7 +507,7 @@ pub async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<u8> {
             });
             continue;
         };
-        let mut r = match scan_stripe(&store, client, &c.program, &c.currency).await {
+        let mut r = match scan_stripe(store, client, &c.program, &c.currency).await {
             Ok(r) => r,
             Err(e) => {
                 errors = true;
@@ -517,25 +522,12 @@ pub async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<u8> {
                 continue;
             }
         };
-        if !cli.dry_run && r.drift_left() {
-            let marked = repair(&store, client, &r, settings.reconcile.orphans).await?;
+        if !scope.dry_run && r.drift_left() {
+            let marked = repair(store, client, &r, settings.reconcile.orphans).await?;
             // let the sync engine write our values back now, then look again
-            let s = &settings.sync;
-            let engine = Engine::new(
-                store.clone(),
-                connections.clone(),
-                RetryPolicy::from_settings(s),
-                Arc::new(SystemClock),
-                EngineOptions {
-                    workers: s.workers,
-                    lease: Duration::from_secs(s.lease_secs),
-                    poll_interval: Duration::from_millis(s.poll_interval_ms),
-                    credentials_probe: Duration::from_secs(s.credentials_probe_secs),
-                },
-            );
-            settle(&store, &engine, &marked, Duration::from_secs(60)).await?;
+            settle(store, engine, &marked, Duration::from_secs(60)).await?;
             let requests = r.requests;
-            r = scan_stripe(&store, client, &c.program, &c.currency).await?;
+            r = scan_stripe(store, client, &c.program, &c.currency).await?;
             r.requests += requests;
             if settings.reconcile.orphans == OrphanPolicy::Report {
                 // reported orphans are left on purpose: they do not count as drift left
@@ -545,6 +537,99 @@ pub async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<u8> {
         }
         reports.push(r);
     }
+    Ok((reports, errors))
+}
+
+/// Records a run: never as a success when a connection failed or was rate-limited.
+pub async fn record(
+    store: &Store,
+    trigger: &str,
+    started: chrono::DateTime<Utc>,
+    reports: &[ConnectionReport],
+    errors: bool,
+) -> anyhow::Result<String> {
+    let drift = reports.iter().any(ConnectionReport::drift_left);
+    let failures: Vec<String> = reports
+        .iter()
+        .filter_map(|r| {
+            r.error
+                .as_ref()
+                .map(|e| format!("{}/{}: {e}", r.program, r.provider))
+        })
+        .collect();
+    let outcome = if failures.iter().any(|f| f.contains("429")) {
+        "rate_limited"
+    } else if errors {
+        "failed"
+    } else if drift {
+        "drift_left"
+    } else {
+        "in_sync"
+    };
+    let mut totals = Counts::default();
+    for r in reports {
+        totals.in_sync += r.counts.in_sync;
+        totals.drifted += r.counts.drifted;
+        totals.missing += r.counts.missing;
+        totals.orphan += r.counts.orphan;
+        totals.foreign += r.counts.foreign;
+    }
+    for (class, n) in [
+        ("in_sync", totals.in_sync),
+        ("drifted", totals.drifted),
+        ("missing", totals.missing),
+        ("orphan", totals.orphan),
+        ("foreign", totals.foreign),
+    ] {
+        metrics::gauge!("coupond_reconcile_objects", "class" => class).set(n as f64);
+    }
+    metrics::counter!("coupond_reconcile_runs_total", "outcome" => outcome).increment(1);
+    store
+        .record_reconcile(&crate::store::outbox::ReconcileRun {
+            trigger: trigger.into(),
+            started_at: started.timestamp_micros(),
+            finished_at: Utc::now().timestamp_micros(),
+            outcome: outcome.into(),
+            counts: serde_json::to_string(&totals)?,
+            message: failures.join("; "),
+        })
+        .await?;
+    Ok(outcome.into())
+}
+
+/// Runs `--reconcile`; returns the exit code.
+pub async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<u8> {
+    let store = Store::open(&settings.store.path, &settings.store.options())
+        .await
+        .with_context(|| format!("opening store {}", settings.store.path.display()))?;
+    let connections = Arc::new(Connections::from_settings(settings)?);
+    let provider = match cli.provider.as_deref() {
+        None => None,
+        Some(p) => {
+            Some(ProviderKind::parse(p).ok_or_else(|| anyhow::anyhow!("unknown provider {p:?}"))?)
+        }
+    };
+    let s = &settings.sync;
+    let engine = Engine::new(
+        store.clone(),
+        connections.clone(),
+        RetryPolicy::from_settings(s),
+        Arc::new(SystemClock),
+        EngineOptions {
+            workers: s.workers,
+            lease: Duration::from_secs(s.lease_secs),
+            poll_interval: Duration::from_millis(s.poll_interval_ms),
+            credentials_probe: Duration::from_secs(s.credentials_probe_secs),
+        },
+    );
+    let started = Utc::now();
+    let scope = Scope {
+        dry_run: cli.dry_run,
+        program: cli.program.clone(),
+        provider,
+    };
+    let (reports, errors) = reconcile_all(&store, &connections, &engine, settings, &scope).await?;
+    record(&store, "cli", started, &reports, errors).await?;
     let drift = reports.iter().any(ConnectionReport::drift_left);
     let code = if errors {
         2

@@ -36,6 +36,8 @@ pub struct AppState {
     pub sync: Dispatcher,
     pub public_url: Option<Arc<str>>,
     pub thresholds: Arc<crate::config::StatusThresholds>,
+    /// When the scheduled reconcile runs next (`None`: no schedule).
+    pub reconcile_next: Arc<std::sync::Mutex<Option<String>>>,
     /// Programs in mirror mode, with their pollers.
     pub mirrors: Arc<Vec<Arc<crate::mirror::Mirror>>>,
 }

@@ -124,13 +124,26 @@ pub async fn status(State(s): State<AppState>) -> Response {
         mirrors.push(json!({"program": m.program(), "ok": ok, "poll_interval_secs": m.interval.as_secs_f64(), "state": state}));
     }
 
+    let last = s
+        .store
+        .reconcile_runs(1)
+        .await
+        .ok()
+        .and_then(|mut r| r.pop());
+    let next = s
+        .reconcile_next
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let reconcile = json!({"last": last, "next": next});
+
     let healthy = failing.is_empty();
     let body = json!({
         "status": if healthy { "ok" } else { "failing" },
         "failing": failing,
         "version": env!("CARGO_PKG_VERSION"),
         "checked_at": crate::domain::time::format_ts(&now),
-        "components": {"store": store, "outbox": outbox, "providers": providers, "mirrors": mirrors},
+        "components": {"store": store, "outbox": outbox, "providers": providers, "mirrors": mirrors, "reconcile": reconcile},
     });
     let code = if healthy {
         StatusCode::OK

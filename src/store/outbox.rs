@@ -938,3 +938,53 @@ impl Store {
         ))
     }
 }
+
+/// One recorded reconcile run.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct ReconcileRun {
+    pub trigger: String,
+    #[serde(serialize_with = "ser_ts")]
+    pub started_at: i64,
+    #[serde(serialize_with = "ser_ts")]
+    pub finished_at: i64,
+    pub outcome: String,
+    #[serde(serialize_with = "ser_json")]
+    pub counts: String,
+    pub message: String,
+}
+
+fn ser_json<S: serde::Serializer>(s: &str, ser: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(
+        &serde_json::from_str::<serde_json::Value>(s).unwrap_or_default(),
+        ser,
+    )
+}
+
+impl Store {
+    pub async fn record_reconcile(&self, run: &ReconcileRun) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO reconcile_runs (trigger, started_at, finished_at, outcome, counts, message) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&run.trigger)
+            .bind(run.started_at)
+            .bind(run.finished_at)
+            .bind(&run.outcome)
+            .bind(&run.counts)
+            .bind(&run.message)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reconcile runs, oldest first (at most `limit`, newest kept).
+    pub async fn reconcile_runs(&self, limit: i64) -> Result<Vec<ReconcileRun>> {
+        let mut rows: Vec<ReconcileRun> = sqlx::query_as(
+            "SELECT trigger, started_at, finished_at, outcome, counts, message FROM reconcile_runs ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+}

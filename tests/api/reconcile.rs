@@ -198,3 +198,57 @@ async fn reconcile_reports_exactly_the_injected_drift_and_repairs_it() {
         "{drift}"
     );
 }
+
+/// The daemon's scheduled reconcile fires, never overlaps a slow run, is recorded honestly and
+/// shows up in /status with the next run.
+#[tokio::test]
+async fn scheduled_reconcile_fires_without_overlap_and_shows_in_status() {
+    let (sim, dir, d) = stripe_daemon("[reconcile]\nschedule = \"* * * * * *\"\n", &[]).await;
+    sim.common.set_faults(coupond::simulators::Faults {
+        latency: std::time::Duration::from_millis(600),
+        ..Default::default()
+    });
+    let store = coupond::store::Store::open(
+        &dir.path().join("coupond.db"),
+        &coupond::store::StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let runs = loop {
+        let runs = store.reconcile_runs(10).await.unwrap();
+        if runs.len() >= 2 {
+            break runs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the schedule did not fire twice: {runs:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for pair in runs.windows(2) {
+        assert!(
+            pair[1].started_at >= pair[0].finished_at,
+            "runs overlapped: {pair:?}"
+        );
+    }
+    for r in &runs {
+        assert_eq!(r.trigger, "schedule");
+        // each run makes two slow list requests: it takes longer than the one-second tick
+        assert!(r.finished_at - r.started_at >= 1_000_000, "{r:?}");
+        // Shopify is configured but has no adapter yet: the run must not count as a success
+        assert_eq!(r.outcome, "failed", "{r:?}");
+        assert!(r.message.contains("shopify"), "{r:?}");
+    }
+    let st: Value = reqwest::Client::new()
+        .get(format!("{}/status", d.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rec = &st["components"]["reconcile"];
+    assert_eq!(rec["last"]["trigger"], "schedule", "{st}");
+    assert!(rec["next"].is_string(), "{st}");
+}

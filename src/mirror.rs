@@ -295,7 +295,7 @@ impl Mirror {
                                 report.invalid += 1;
                                 // seen upstream: never deleted here because we could not read it
                                 unchanged.extend(item["uuid_code"].as_str().map(str::to_owned));
-                                tracing::warn!(program = %self.program, uuid_code = %item["uuid_code"], error = %e, "upstream coupon not mirrored");
+                                tracing::warn!(program = %self.program, uuid_code = %item["uuid_code"], provider = ?self.provider, error = %e, "upstream coupon not mirrored");
                             }
                             Err(e) => return Err(e.into()),
                         }
@@ -303,7 +303,7 @@ impl Mirror {
                     Err(e) => {
                         report.invalid += 1;
                         unchanged.extend(item["uuid_code"].as_str().map(str::to_owned));
-                        tracing::warn!(program = %self.program, uuid_code = %item["uuid_code"], error = %e, "upstream coupon not mirrored");
+                        tracing::warn!(program = %self.program, uuid_code = %item["uuid_code"], provider = ?self.provider, error = %e, "upstream coupon not mirrored");
                     }
                 }
             }

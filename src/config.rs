@@ -290,12 +290,37 @@ pub struct ShopifySettings {
     pub api_version: String,
     #[serde(default = "shopify_rate")]
     pub rate_per_second: u32,
+    /// How often the shop's subscriptions bill: turns month/year durations into billing cycles.
+    #[serde(default)]
+    pub billing_interval: BillingInterval,
 }
 fn shopify_version() -> String {
     "2026-10".into()
 }
 fn shopify_rate() -> u32 {
     10
+}
+
+/// The billing period of a shop's subscriptions (providers count durations in billing cycles).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BillingInterval {
+    #[default]
+    Month,
+    Year,
+}
+
+/// How coupond authenticates to WooCommerce.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WooAuth {
+    /// Basic over https, OAuth 1.0a over plain http (what WooCommerce accepts on each).
+    #[default]
+    Auto,
+    /// HTTP Basic with the consumer key and secret (https only).
+    Basic,
+    /// OAuth 1.0a one-legged signing (HMAC-SHA1).
+    Oauth1,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -323,6 +348,14 @@ pub struct WooCommerceSettings {
     pub delete_mode: WooDeleteMode,
     #[serde(default = "woo_rate")]
     pub rate_per_second: u32,
+    #[serde(default)]
+    pub auth: WooAuth,
+    /// WooCommerce Subscriptions is installed: month/year/lifetime durations become recurring
+    /// coupons limited to a number of payments.
+    #[serde(default)]
+    pub subscriptions: bool,
+    #[serde(default)]
+    pub billing_interval: BillingInterval,
 }
 fn woo_delete() -> WooDeleteMode {
     WooDeleteMode::Trash
@@ -546,6 +579,12 @@ impl Settings {
                     &format!("{at}.woocommerce.base_url"),
                     &mut errs,
                 );
+                if s.auth == WooAuth::Basic && !s.base_url.starts_with("https://") {
+                    errs.push(format!(
+                        "{at}.woocommerce.auth: \"basic\" sends the consumer secret in clear over {}; WooCommerce ignores it on plain http (use \"oauth1\" or an https base_url)",
+                        s.base_url
+                    ));
+                }
                 check_rate(
                     s.rate_per_second,
                     &format!("{at}.woocommerce.rate_per_second"),

@@ -9,9 +9,14 @@ pub struct Demo {
     pub api_key: String,
     pub store_dir: PathBuf,
     pub stripe_url: String,
+    pub shopify_url: String,
+    pub woocommerce_url: String,
 }
 
 const DEMO_STRIPE_KEY: &str = "sk_test_demo_simulator";
+const DEMO_SHOPIFY_TOKEN: &str = "shpat_demo_simulator";
+const DEMO_WOO_KEY: &str = "ck_demo_simulator";
+const DEMO_WOO_SECRET: &str = "cs_demo_simulator";
 
 impl Demo {
     /// Starts the provider simulators (on loopback) and prepares the configuration.
@@ -20,6 +25,16 @@ impl Demo {
         let stripe_url = format!(
             "http://{}",
             crate::simulators::serve(stripe.router(), 0).await?
+        );
+        let shopify = crate::simulators::shopify::ShopifySim::new(DEMO_SHOPIFY_TOKEN);
+        let shopify_url = format!(
+            "http://{}",
+            crate::simulators::serve(shopify.router(), 0).await?
+        );
+        let woo = crate::simulators::woocommerce::WooSim::new(DEMO_WOO_KEY, DEMO_WOO_SECRET);
+        let woocommerce_url = format!(
+            "http://{}",
+            crate::simulators::serve(woo.router(), 0).await?
         );
         let mut rng = rand::rng();
         let api_key: String = (0..32)
@@ -30,7 +45,9 @@ impl Demo {
         std::fs::create_dir_all(&store_dir)?;
         let overlay = format!(
             "[store]\npath = {:?}\n\n[programs.demo]\napi_keys = [{api_key:?}]\ncurrency = \"USD\"\n\n\
-             [programs.demo.stripe]\nsecret_key = {DEMO_STRIPE_KEY:?}\nbase_url = {stripe_url:?}\n",
+             [programs.demo.stripe]\nsecret_key = {DEMO_STRIPE_KEY:?}\nbase_url = {stripe_url:?}\n\n\
+             [programs.demo.shopify]\naccess_token = {DEMO_SHOPIFY_TOKEN:?}\nbase_url = {shopify_url:?}\n\n\
+             [programs.demo.woocommerce]\nconsumer_key = {DEMO_WOO_KEY:?}\nconsumer_secret = {DEMO_WOO_SECRET:?}\nbase_url = {woocommerce_url:?}\n",
             store_dir.join("coupond.db")
         );
         Ok(Self {
@@ -38,6 +55,8 @@ impl Demo {
             api_key,
             store_dir,
             stripe_url,
+            shopify_url,
+            woocommerce_url,
         })
     }
 
@@ -48,11 +67,15 @@ impl Demo {
         format!(
             "\ncoupond demo is running on {base} (store: {store})\n\
              API key of program \"demo\": {k}\n\n\
-             Stripe is connected to a built-in Stripe simulator at {stripe} (no account needed).\n\n\
+             Built-in simulators (no account needed) are connected:\n  \
+             stripe       {stripe}\n  \
+             shopify      {shopify}\n  \
+             woocommerce  {woo}\n\
+             Pick one with \"sync\":{{\"provider\":\"stripe\"}} (or \"shopify\", \"woocommerce\").\n\n\
              Try:\n\
              curl -s -X POST {base}/v1/coupons -H 'Authorization: Bearer {k}' -H 'Content-Type: application/json' \\\n  \
              -d '{{\"uuid_code\":\"WELCOME\",\"coupon_discount_type\":\"percent\",\"coupon_discount_amount\":25,\"coupon_duration_type\":\"once\",\"promotion_codes\":[{{\"code\":\"WELCOME25\"}}],\"sync\":{{\"provider\":\"stripe\"}}}}'\n\
-             curl -s {stripe}/_sim/state            # what the simulated Stripe now holds\n\
+             curl -s {stripe}/_sim/state            # what the simulated Stripe now holds (also {shopify}/_sim/state, {woo}/_sim/state)\n\
              curl -s {base}/v1/sync/coupons/WELCOME -H 'Authorization: Bearer {k}'\n\
              curl -s {base}/v1/coupons/WELCOME -H 'Authorization: Bearer {k}'\n\
              curl -s {base}/v1/promotion-codes -H 'Authorization: Bearer {k}'\n\
@@ -60,6 +83,8 @@ impl Demo {
              Stop with Ctrl-C; the store is thrown away with {dir}.\n",
             store = self.store_dir.join("coupond.db").display(),
             stripe = self.stripe_url,
+            shopify = self.shopify_url,
+            woo = self.woocommerce_url,
             dir = self.store_dir.display(),
         )
     }

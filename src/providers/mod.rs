@@ -2,7 +2,10 @@
 //! HTTP transport, and one adapter per provider (pure mapping + HTTP client).
 
 pub mod http;
+pub mod shopify;
 pub mod stripe;
+pub mod terms;
+pub mod woocommerce;
 
 use crate::domain::ProviderKind;
 use crate::store::outbox::{DesiredState, Link, LinkJournal};
@@ -117,6 +120,12 @@ impl ProviderError {
         match self {
             Self::RateLimited { provider, .. } => format!("{provider} answered 429"),
             Self::Timeout { provider, .. } => format!("{provider} did not answer in time"),
+            // a frozen or locked shop: say so, the merchant has to act
+            Self::Transient {
+                provider,
+                status: Some(s @ (402 | 423)),
+                detail,
+            } => format!("{provider} answered {s}: {detail}"),
             Self::Transient {
                 provider,
                 status: Some(s),
@@ -183,11 +192,22 @@ impl PushInput<'_> {
 /// The adapters, dispatched by provider.
 pub enum Adapter {
     Stripe(Box<stripe::StripeClient>),
+    Shopify(Box<shopify::ShopifyClient>),
+    WooCommerce(Box<woocommerce::WooClient>),
     /// A provider whose adapter this build does not have yet.
     Unsupported(ProviderKind),
 }
 
 impl Adapter {
+    pub fn transport(&self) -> Option<&http::Transport> {
+        match self {
+            Adapter::Stripe(c) => Some(c.transport()),
+            Adapter::Shopify(c) => Some(c.transport()),
+            Adapter::WooCommerce(c) => Some(c.transport()),
+            Adapter::Unsupported(_) => None,
+        }
+    }
+
     /// Makes the provider hold `input.desired`. `links` are the objects we know of; they are
     /// updated as calls succeed, so a failure part-way keeps what was done.
     pub async fn push(
@@ -197,6 +217,8 @@ impl Adapter {
     ) -> Result<PushNote, ProviderError> {
         match self {
             Adapter::Stripe(c) => c.push(input, links).await,
+            Adapter::Shopify(c) => c.push(input, links).await,
+            Adapter::WooCommerce(c) => c.push(input, links).await,
             Adapter::Unsupported(p) => Err(ProviderError::Refused(format!(
                 "coupond cannot sync to {} yet: this build has no {} adapter",
                 p.display(),

@@ -1,7 +1,9 @@
 //! In-process provider simulators for `--demo` and for tests: stateful HTTP servers that enforce
 //! what the real providers enforce (see `../shared/providers/*.md`), with fault injection.
 
+pub mod shopify;
 pub mod stripe;
+pub mod woocommerce;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Response, StatusCode};

@@ -4,7 +4,9 @@ use crate::config::{PaddleSettings, Settings};
 use crate::domain::ProviderKind;
 use crate::providers::Adapter;
 use crate::providers::http::{CallStats, Limiter, Transport};
+use crate::providers::shopify::ShopifyClient;
 use crate::providers::stripe::StripeClient;
+use crate::providers::woocommerce::{WooClient, WooOptions};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -80,10 +82,7 @@ impl Connection {
     }
 
     pub fn transport(&self) -> Option<&Transport> {
-        match &self.adapter {
-            Adapter::Stripe(c) => Some(c.transport()),
-            Adapter::Unsupported(_) => None,
-        }
+        self.adapter.transport()
     }
 
     pub fn stats(&self) -> CallStats {
@@ -128,16 +127,39 @@ impl Connections {
                     Adapter::Stripe(Box::new(StripeClient::new(&st.base_url, key, t))),
                 );
             }
-            if p.shopify.as_ref().is_some_and(|x| x.enabled) {
+            if let Some(sh) = p.shopify.as_ref().filter(|x| x.enabled) {
+                // a safety net under the cost bucket the adapter reads from Shopify's answers
+                let limiter = Arc::new(Limiter::new(sh.rate_per_second, Duration::from_secs(1)));
+                let t = Transport::new("Shopify", client.clone(), limiter, max_pause);
+                let token = sh.access_token.clone().expect("validated");
                 add(
                     ProviderKind::Shopify,
-                    Adapter::Unsupported(ProviderKind::Shopify),
+                    Adapter::Shopify(Box::new(ShopifyClient::new(
+                        &sh.base_url,
+                        &sh.api_version,
+                        token,
+                        sh.billing_interval,
+                        t,
+                    ))),
                 );
             }
-            if p.woocommerce.as_ref().is_some_and(|x| x.enabled) {
+            if let Some(w) = p.woocommerce.as_ref().filter(|x| x.enabled) {
+                let limiter = Arc::new(Limiter::new(w.rate_per_second, Duration::from_secs(1)));
+                let t = Transport::new("WooCommerce", client.clone(), limiter, max_pause);
                 add(
                     ProviderKind::WooCommerce,
-                    Adapter::Unsupported(ProviderKind::WooCommerce),
+                    Adapter::WooCommerce(Box::new(WooClient::new(
+                        &w.base_url,
+                        w.consumer_key.clone().expect("validated"),
+                        w.consumer_secret.clone().expect("validated"),
+                        WooOptions {
+                            auth: w.auth,
+                            delete_mode: w.delete_mode,
+                            subscriptions: w.subscriptions,
+                            billing_interval: w.billing_interval,
+                        },
+                        t,
+                    ))),
                 );
             }
             if let Some(pd) = p.paddle.as_ref().filter(|x| x.enabled) {

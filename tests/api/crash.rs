@@ -48,13 +48,23 @@ pub async fn stripe_daemon(
 }
 
 /// One random change; returns whether the daemon acknowledged it.
-async fn change(client: &reqwest::Client, base: &str, n: usize, rng_seed: u64) -> bool {
+async fn change(
+    client: &reqwest::Client,
+    base: &str,
+    n: usize,
+    rng_seed: u64,
+    provider: &str,
+) -> bool {
     let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
     let uuid = format!("K{}", rng.random_range(0..12));
     let req = match rng.random_range(0..5) {
         0 | 1 => {
             let mut c = coupon(&uuid);
-            c["sync"] = json!({"provider": "stripe"});
+            c["sync"] = json!({"provider": provider});
+            if provider != "stripe" {
+                c["coupon_duration_type"] = json!("once");
+                c.as_object_mut().unwrap().remove("coupon_duration_value");
+            }
             c["promotion_codes"] =
                 json!([{"code": format!("{uuid}-A")}, {"code": format!("{uuid}-B")}]);
             client.post(format!("{base}/v1/coupons")).json(&c)
@@ -74,30 +84,23 @@ async fn change(client: &reqwest::Client, base: &str, n: usize, rng_seed: u64) -
 
 use rand::SeedableRng;
 
-#[tokio::test]
-async fn kill_9_during_bursts_converges_without_duplicates() {
-    let sim = StripeSim::new(STRIPE_KEY);
-    sim.common.set_faults(coupond::simulators::Faults {
-        latency: Duration::from_millis(3),
-        ..Default::default()
-    });
-    let sim_url = format!(
-        "http://{}",
-        coupond::simulators::serve(sim.router(), 0).await.unwrap()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &sim_url, "");
+/// `rounds` times: start the daemon, send 10 random changes for `provider`, `kill -9` it at a
+/// random moment. Returns how many changes were sent.
+pub async fn bursts(dir: &Path, rounds: usize, provider: &str) -> usize {
     let client = reqwest::Client::new();
     let mut rng = rand::rng();
     let mut n = 0usize;
     let mut acknowledged = 0;
-    for _round in 0..20 {
-        let mut d = Daemon::start(dir.path(), &[]).await;
+    for _round in 0..rounds {
+        let mut d = Daemon::start(dir, &[]).await;
         let mut tasks = Vec::new();
         for _ in 0..10 {
             n += 1;
             let (c, b, seed) = (client.clone(), d.base.clone(), rng.random::<u64>());
-            tasks.push(tokio::spawn(async move { change(&c, &b, n, seed).await }));
+            let p = provider.to_owned();
+            tasks.push(tokio::spawn(
+                async move { change(&c, &b, n, seed, &p).await },
+            ));
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..250))).await;
         d.kill9();
@@ -106,16 +109,17 @@ async fn kill_9_during_bursts_converges_without_duplicates() {
             acknowledged += usize::from(t.await.unwrap_or(false));
         }
     }
-    assert_eq!(n, 200);
-    eprintln!(
-        "acknowledged {acknowledged} of {n}; simulator saw {} requests",
-        sim.common.requests().len()
-    );
+    eprintln!("acknowledged {acknowledged} of {n}");
     assert!(acknowledged > 0);
+    n
+}
 
-    // restart and let it converge
-    let d = Daemon::start(dir.path(), &[]).await;
-    let store = Store::open(&dir.path().join("coupond.db"), &StoreOptions::default())
+/// Restarts the daemon and waits until nothing is pending (nothing may be dead); returns the
+/// daemon and every coupon as the API lists it.
+pub async fn converge(dir: &Path) -> (Daemon, Vec<Value>) {
+    let client = reqwest::Client::new();
+    let d = Daemon::start(dir, &[]).await;
+    let store = Store::open(&dir.join("coupond.db"), &StoreOptions::default())
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -142,8 +146,6 @@ async fn kill_9_during_bursts_converges_without_duplicates() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-
-    // every coupon: exactly one live Stripe coupon with its latest terms; one active code per code
     let list: Value = client
         .get(format!("{}/v1/coupons?limit=250", d.base))
         .bearer_auth(KEY)
@@ -153,8 +155,47 @@ async fn kill_9_during_bursts_converges_without_duplicates() {
         .json()
         .await
         .unwrap();
-    let coupons = list["data"].as_array().unwrap();
+    let coupons = list["data"].as_array().unwrap().clone();
     assert!(!coupons.is_empty());
+    (d, coupons)
+}
+
+/// Every coupon is synced at its latest revision.
+pub async fn assert_latest(d: &Daemon, uuid: &str) {
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/sync/coupons/{uuid}", d.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let h: Value = r.json().await.unwrap();
+    let s = &h["data"]["syncs"][0];
+    assert_eq!(
+        s["synced_revision"], s["desired_revision"],
+        "{uuid}: synced at the latest revision"
+    );
+}
+
+#[tokio::test]
+async fn kill_9_during_bursts_converges_without_duplicates() {
+    let sim = StripeSim::new(STRIPE_KEY);
+    sim.common.set_faults(coupond::simulators::Faults {
+        latency: Duration::from_millis(3),
+        ..Default::default()
+    });
+    let sim_url = format!(
+        "http://{}",
+        coupond::simulators::serve(sim.router(), 0).await.unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim_url, "");
+    let n = bursts(dir.path(), 20, "stripe").await;
+    assert_eq!(n, 200);
+    let (d, coupons) = converge(dir.path()).await;
+    let coupons = &coupons;
+
+    // every coupon: exactly one live Stripe coupon with its latest terms; one active code per code
     let live = sim.coupons();
     assert_eq!(
         live.len(),
@@ -181,19 +222,7 @@ async fn kill_9_during_bursts_converges_without_duplicates() {
             "{uuid}: latest terms"
         );
         assert_eq!(theirs[0]["name"], c["name"], "{uuid}: latest name");
-        let r = client
-            .get(format!("{}/v1/sync/coupons/{uuid}", d.base))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        let h: Value = r.json().await.unwrap();
-        let s = &h["data"]["syncs"][0];
-        assert_eq!(
-            s["synced_revision"], s["desired_revision"],
-            "{uuid}: synced at the latest revision"
-        );
+        assert_latest(&d, uuid).await;
         for code in c["promotion_codes"]["data"].as_array().unwrap() {
             let key = code["code"].as_str().unwrap().to_ascii_lowercase();
             assert_eq!(
@@ -222,4 +251,92 @@ async fn kill_9_during_bursts_converges_without_duplicates() {
         store_codes,
         "no extra active codes"
     );
+}
+
+/// The same bursts against WooCommerce: every code exactly one published coupon with the latest
+/// terms, and nothing else published.
+#[tokio::test]
+async fn kill_9_converges_on_woocommerce() {
+    use crate::woo_env::*;
+    let sim = coupond::simulators::woocommerce::WooSim::new(WOO_KEY, WOO_SECRET);
+    let url = format!(
+        "http://{}",
+        coupond::simulators::serve(sim.router(), 0).await.unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "http://127.0.0.1:9", &woo_config(&url));
+    bursts(dir.path(), 8, "woocommerce").await;
+    let (d, coupons) = converge(dir.path()).await;
+    let published: Vec<Value> = sim
+        .coupons()
+        .into_iter()
+        .filter(|c| c["status"] == "publish")
+        .collect();
+    let mut want = 0;
+    for c in &coupons {
+        let uuid = c["uuid_code"].as_str().unwrap();
+        assert_latest(&d, uuid).await;
+        for code in c["promotion_codes"]["data"].as_array().unwrap() {
+            want += 1;
+            let key = code["code"].as_str().unwrap().to_lowercase();
+            let on: Vec<&Value> = published
+                .iter()
+                .filter(|x| x["code"] == key.as_str())
+                .collect();
+            assert_eq!(
+                on.len(),
+                1,
+                "{uuid}: exactly one published coupon for {key}"
+            );
+            assert_eq!(
+                on[0]["amount"].as_str().unwrap().parse::<f64>().unwrap(),
+                c["coupon_discount_amount"].as_f64().unwrap(),
+                "{key}: latest terms"
+            );
+            assert_eq!(on[0]["description"], c["name"], "{key}: latest name");
+        }
+    }
+    assert_eq!(published.len(), want, "nothing else published");
+}
+
+/// The same bursts against Shopify: every code exactly one discount with the latest terms.
+#[tokio::test]
+async fn kill_9_converges_on_shopify() {
+    use crate::shopify_env::*;
+    let sim = coupond::simulators::shopify::ShopifySim::new(SHOPIFY_TOKEN);
+    let url = format!(
+        "http://{}",
+        coupond::simulators::serve(sim.router(), 0).await.unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "http://127.0.0.1:9", "");
+    let cfg = dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[programs.acme.shopify]\nbase_url = \"http://127.0.0.1:9\"\naccess_token = \"shpat_acme_secret_value\"",
+        &format!("[programs.acme.shopify]\naccess_token = \"{SHOPIFY_TOKEN}\"\nbase_url = \"{url}\"\nrate_per_second = 500"),
+    );
+    assert!(text.contains(&url));
+    std::fs::write(&cfg, text).unwrap();
+    bursts(dir.path(), 8, "shopify").await;
+    let (d, coupons) = converge(dir.path()).await;
+    let mut want = 0;
+    for c in &coupons {
+        let uuid = c["uuid_code"].as_str().unwrap();
+        assert_latest(&d, uuid).await;
+        for code in c["promotion_codes"]["data"].as_array().unwrap() {
+            want += 1;
+            let key = code["code"].as_str().unwrap();
+            let node = sim
+                .by_code(key)
+                .unwrap_or_else(|| panic!("{uuid}: no discount for {key}"));
+            let b = &node["codeDiscount"];
+            assert_eq!(
+                (b["customerGets"]["value"]["percentage"].as_f64().unwrap() * 100.0).round(),
+                c["coupon_discount_amount"].as_f64().unwrap(),
+                "{key}: latest terms"
+            );
+            assert_eq!(b["title"], c["name"], "{key}: latest name");
+        }
+    }
+    assert_eq!(sim.discounts().len(), want, "no duplicates, no orphans");
 }

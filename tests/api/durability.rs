@@ -51,7 +51,7 @@ async fn acknowledged_writes_survive_kill_9() {
 }
 
 /// The README's first command: `coupond --demo` starts with no config, prints a key, and a coupon
-/// created with `sync.provider: stripe` is synced to the built-in simulator.
+/// created with `sync.provider` stripe, shopify or woocommerce is synced to its built-in simulator.
 #[tokio::test]
 async fn demo_runs_without_configuration_and_syncs() {
     use tokio::io::{AsyncBufReadExt, BufReader};
@@ -79,22 +79,31 @@ async fn demo_runs_without_configuration_and_syncs() {
         }
     }
     let (base, key) = (base.unwrap(), key.unwrap());
-    let mut c = coupon("WELCOME");
-    c["sync"] = json!({"provider": "stripe"});
-    let r: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/v1/coupons"))
-        .bearer_auth(&key)
-        .json(&c)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(r["synchronization_successful"], true, "{r}");
-    assert_eq!(
-        r["synchronization_message"],
-        "The coupon was successfully created in Stripe."
-    );
+    for (provider, name) in [
+        ("stripe", "Stripe"),
+        ("shopify", "Shopify"),
+        ("woocommerce", "WooCommerce"),
+    ] {
+        let mut c = coupon(&format!("WELCOME-{provider}"));
+        c["coupon_duration_type"] = json!("once");
+        c.as_object_mut().unwrap().remove("coupon_duration_value");
+        c["promotion_codes"] = json!([{"code": format!("HELLO-{provider}")}]);
+        c["sync"] = json!({"provider": provider});
+        let r: serde_json::Value = reqwest::Client::new()
+            .post(format!("{base}/v1/coupons"))
+            .bearer_auth(&key)
+            .json(&c)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["synchronization_successful"], true, "{r}");
+        assert_eq!(
+            r["synchronization_message"],
+            format!("The coupon was successfully created in {name}.")
+        );
+    }
     child.start_kill().unwrap();
 }

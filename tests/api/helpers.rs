@@ -271,3 +271,20 @@ impl Daemon {
         let _ = self.child.start_kill();
     }
 }
+
+/// Waits until nothing is pending; nothing may be dead.
+pub async fn wait_synced(app: &TestApp, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let stats = app.store.outbox_stats(chrono::Utc::now()).await.unwrap();
+        if stats.depth == 0 {
+            assert_eq!(stats.dead, 0, "{stats:?}");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not synced in time: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

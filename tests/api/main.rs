@@ -1,7 +1,9 @@
 //! The one integration-test binary.
 
 mod helpers;
+mod shopify_env;
 mod stripe_env;
+mod woo_env;
 
 mod auth;
 mod coupons;
@@ -14,5 +16,8 @@ mod promotion_codes;
 mod reconcile;
 mod robustness;
 mod seeds;
+mod sync_shopify;
 mod sync_stripe;
+mod sync_woo;
 mod transactions;
+mod woo_samples;

@@ -393,6 +393,13 @@ pub struct PaddleSettings {
     /// Requests per minute (Paddle Billing allows 240/min per IP).
     #[serde(default = "paddle_rate")]
     pub rate_per_minute: u32,
+    /// How subscriptions bill: turns month/year durations into billing periods (Billing).
+    #[serde(default)]
+    pub billing_interval: BillingInterval,
+    /// Classic: a product id whose coupon list is asked to find checkout coupons by code
+    /// (Classic lists coupons per product only).
+    #[serde(default)]
+    pub lookup_product_id: Option<u64>,
 }
 fn paddle_rate() -> u32 {
     240
@@ -788,6 +795,11 @@ mod tests {
                 base_url = "ftp://x"
                 [programs.acme.paddle]
                 flavour = "classic"
+                [programs.acme.woocommerce]
+                base_url = "http://shop.example"
+                consumer_key = "ck_x"
+                consumer_secret = "cs_x"
+                auth = "basic"
                 "#
                 .into(),
             ],
@@ -796,6 +808,12 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
+        assert!(
+            e.contains(
+                "programs.acme.woocommerce.auth: \"basic\" sends the consumer secret in clear"
+            ),
+            "{e}"
+        );
         for key in [
             "sync.retry_schedule[1]",
             "programs.acme.api_keys",

@@ -2,6 +2,8 @@
 //! HTTP transport, and one adapter per provider (pure mapping + HTTP client).
 
 pub mod http;
+pub mod paddle_billing;
+pub mod paddle_classic;
 pub mod shopify;
 pub mod stripe;
 pub mod terms;
@@ -194,6 +196,8 @@ pub enum Adapter {
     Stripe(Box<stripe::StripeClient>),
     Shopify(Box<shopify::ShopifyClient>),
     WooCommerce(Box<woocommerce::WooClient>),
+    PaddleBilling(Box<paddle_billing::PaddleBillingClient>),
+    PaddleClassic(Box<paddle_classic::PaddleClassicClient>),
     /// A provider whose adapter this build does not have yet.
     Unsupported(ProviderKind),
 }
@@ -204,6 +208,8 @@ impl Adapter {
             Adapter::Stripe(c) => Some(c.transport()),
             Adapter::Shopify(c) => Some(c.transport()),
             Adapter::WooCommerce(c) => Some(c.transport()),
+            Adapter::PaddleBilling(c) => Some(c.transport()),
+            Adapter::PaddleClassic(c) => Some(c.transport()),
             Adapter::Unsupported(_) => None,
         }
     }
@@ -219,6 +225,8 @@ impl Adapter {
             Adapter::Stripe(c) => c.push(input, links).await,
             Adapter::Shopify(c) => c.push(input, links).await,
             Adapter::WooCommerce(c) => c.push(input, links).await,
+            Adapter::PaddleBilling(c) => c.push(input, links).await,
+            Adapter::PaddleClassic(c) => c.push(input, links).await,
             Adapter::Unsupported(p) => Err(ProviderError::Refused(format!(
                 "coupond cannot sync to {} yet: this build has no {} adapter",
                 p.display(),

@@ -365,6 +365,21 @@ impl LinkJournal {
         tx.commit().await?;
         Ok(true)
     }
+
+    /// Whether `code` is now a live code of another coupon of the same program (it moved there):
+    /// its provider object then belongs to that coupon's push and must not be deleted here.
+    pub async fn code_live_elsewhere(&self, code: &str) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM promotion_codes p JOIN coupons c ON c.id = p.coupon_id \
+             WHERE p.program = ? AND p.code = ? AND p.coupon_id != ? AND c.deleted_at IS NULL",
+        )
+        .bind(&self.claim.program)
+        .bind(code)
+        .bind(self.claim.coupon_id)
+        .fetch_optional(&self.store.read)
+        .await?;
+        Ok(found.is_some())
+    }
 }
 
 impl Store {

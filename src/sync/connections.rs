@@ -1,9 +1,11 @@
 //! The connected providers of every program, with their health and rate limiters.
 
-use crate::config::{PaddleSettings, Settings};
+use crate::config::{PaddleFlavour, PaddleSettings, Settings};
 use crate::domain::ProviderKind;
 use crate::providers::Adapter;
 use crate::providers::http::{CallStats, Limiter, Transport};
+use crate::providers::paddle_billing::PaddleBillingClient;
+use crate::providers::paddle_classic::PaddleClassicClient;
 use crate::providers::shopify::ShopifyClient;
 use crate::providers::stripe::StripeClient;
 use crate::providers::woocommerce::{WooClient, WooOptions};
@@ -163,11 +165,29 @@ impl Connections {
                 );
             }
             if let Some(pd) = p.paddle.as_ref().filter(|x| x.enabled) {
-                let _bucket = paddle_bucket(&mut paddle_buckets, pd);
-                add(
-                    ProviderKind::Paddle,
-                    Adapter::Unsupported(ProviderKind::Paddle),
-                );
+                let bucket = paddle_bucket(&mut paddle_buckets, pd);
+                let adapter = match pd.flavour {
+                    PaddleFlavour::Billing => {
+                        let t = Transport::new("Paddle Billing", client.clone(), bucket, max_pause);
+                        Adapter::PaddleBilling(Box::new(PaddleBillingClient::new(
+                            pd.url(),
+                            pd.api_key.clone().expect("validated"),
+                            pd.billing_interval,
+                            t,
+                        )))
+                    }
+                    PaddleFlavour::Classic => {
+                        let t = Transport::new("Paddle Classic", client.clone(), bucket, max_pause);
+                        Adapter::PaddleClassic(Box::new(PaddleClassicClient::new(
+                            pd.url(),
+                            pd.vendor_id.expect("validated"),
+                            pd.vendor_auth_code.clone().expect("validated"),
+                            pd.lookup_product_id,
+                            t,
+                        )))
+                    }
+                };
+                add(ProviderKind::Paddle, adapter);
             }
         }
         Ok(Self { map })

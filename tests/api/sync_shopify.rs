@@ -315,17 +315,17 @@ async fn faults_end_synced() {
         rate_429: 0.25,
         retry_after_secs: Some(1),
         retry_after_share: 0.15,
-        rate_500: 0.1,
+        rate_500: 0.2,
         drop_rate: 0.05,
         ..Default::default()
     });
-    for i in 0..15 {
+    for i in 0..20 {
         let mut c = shopify(&format!("F{i}"));
         c["promotion_codes"] = json!([{"code": format!("FC{i}")}]);
         env.app.post("/v1/coupons", c).await;
     }
     wait_synced(&env.app, 90).await;
-    for i in 0..15 {
+    for i in 0..20 {
         assert_eq!(env.discounts_of(&format!("F{i}")).len(), 1, "F{i}");
     }
     let reqs = env.sim.common.requests();

@@ -110,6 +110,9 @@ struct Pushed {
     /// The `coupond.owner` metafield holds `spec.owner`.
     #[serde(default)]
     owner_set: bool,
+    /// A create went out and its id is not recorded yet (`remote_id` is empty).
+    #[serde(default)]
+    pending: bool,
 }
 
 fn code_link(code: &str, id: &str, p: &Pushed) -> Link {
@@ -254,6 +257,10 @@ impl ShopifyClient {
                             retry_after: Some(wait),
                             detail: "THROTTLED".into(),
                         });
+                    }
+                    if v["extensions"].get("cost").is_none() {
+                        // no bucket state to wait on: wait what the answer implied
+                        tokio::time::sleep(wait).await;
                     }
                     // the bucket state now says when `cost` fits: the next reserve waits for it
                     continue;
@@ -466,7 +473,16 @@ impl ShopifyClient {
             .cloned()
             .collect();
         for l in gone {
-            self.delete_discount(&l.remote_id).await?;
+            if l.remote_id.is_empty() {
+                // a create whose answer was lost: ours if its tags say so
+                if let Some((id, basic)) = self.by_code(&l.local_key).await?
+                    && owned_by(&tags_of(&basic), input.program, &d.coupon.uuid_code)
+                {
+                    self.delete_discount(&id).await?;
+                }
+            } else {
+                self.delete_discount(&l.remote_id).await?;
+            }
             links.retain(|x| !(x.kind == "code" && x.local_key == l.local_key));
             input.record(links, PROVIDER).await?;
         }
@@ -481,47 +497,66 @@ impl ShopifyClient {
             }
             return Ok(note);
         }
+        let record =
+            |links: &mut Vec<Link>, code: &str, id: &str, spec: &ShopifySpec, owner_set: bool| {
+                set_link(
+                    links,
+                    code_link(
+                        code,
+                        id,
+                        &Pushed {
+                            spec: spec.clone(),
+                            owner_set,
+                            pending: false,
+                        },
+                    ),
+                );
+            };
         for (c, spec) in &specs {
             let link = links
                 .iter()
-                .find(|l| l.kind == "code" && l.local_key.eq_ignore_ascii_case(&c.code))
+                .find(|l| {
+                    l.kind == "code"
+                        && l.local_key.eq_ignore_ascii_case(&c.code)
+                        && !l.remote_id.is_empty()
+                })
                 .cloned();
             let before: Option<Pushed> = link
                 .as_ref()
                 .and_then(|l| serde_json::from_value(l.remote.clone()).ok());
+            let mut fresh = None;
             let id = match (&link, &before) {
-                (Some(l), Some(p)) if p.spec == *spec && p.owner_set => {
-                    let _ = l;
-                    continue;
-                }
+                (Some(_), Some(p)) if p.spec == *spec && p.owner_set => continue,
                 (Some(l), prev) => {
                     match self
                         .update(&l.remote_id, spec, prev.as_ref().map(|p| &p.spec))
                         .await
                     {
                         Ok(()) => l.remote_id.clone(),
-                        // deleted by hand: created again below
+                        // deleted by hand: created again
                         Err(e) if e.param() == Some("id") => {
-                            links.retain(|x| !(x.kind == "code" && x.local_key == l.local_key));
-                            self.create_or_adopt(input, spec).await?
+                            let (id, held) =
+                                self.create_recorded(input, links, &c.code, spec).await?;
+                            fresh = Some(held);
+                            id
                         }
                         Err(e) => return Err(e),
                     }
                 }
-                (None, _) => self.create_or_adopt(input, spec).await?,
+                (None, _) => {
+                    let (id, held) = self.create_recorded(input, links, &c.code, spec).await?;
+                    fresh = Some(held);
+                    id
+                }
             };
+            if let Some(held) = fresh
+                && held != *spec
+            {
+                // created active for an inactive coupon: recorded first, then paused
+                self.update(&id, spec, Some(&held)).await?;
+            }
             // recorded before the metafield: a crash here leaves a known discount
-            set_link(
-                links,
-                code_link(
-                    &c.code,
-                    &id,
-                    &Pushed {
-                        spec: spec.clone(),
-                        owner_set: false,
-                    },
-                ),
-            );
+            record(links, &c.code, &id, spec, false);
             input.record(links, PROVIDER).await?;
             if before
                 .as_ref()
@@ -529,17 +564,7 @@ impl ShopifyClient {
             {
                 self.set_owner(&id, spec).await?;
             }
-            set_link(
-                links,
-                code_link(
-                    &c.code,
-                    &id,
-                    &Pushed {
-                        spec: spec.clone(),
-                        owner_set: true,
-                    },
-                ),
-            );
+            record(links, &c.code, &id, spec, true);
             input.record(links, PROVIDER).await?;
         }
         Ok(note)
@@ -557,6 +582,10 @@ impl ShopifyClient {
             // activate first: our endsAt then wins over the one deactivation set
             self.set_active(id, true).await?;
         }
+        if !spec.active && (was_active || previous.is_none()) {
+            // pause first: whatever the update below meets, the discount is no longer usable
+            self.set_active(id, false).await?;
+        }
         let mut input = spec.input(Some(previous.unwrap_or(spec)));
         if previous.is_none() {
             // unknown prior customers: replace through the full list
@@ -573,18 +602,54 @@ impl ShopifyClient {
             json!({"id": id, "input": input}),
         )
         .await?;
-        if !spec.active && (was_active || previous.is_none()) {
-            self.set_active(id, false).await?;
-        }
         Ok(())
     }
 
+    /// Records the intent, creates (or adopts) the discount, and records what it now holds.
+    async fn create_recorded(
+        &self,
+        input: &PushInput<'_>,
+        links: &mut Vec<Link>,
+        code: &str,
+        spec: &ShopifySpec,
+    ) -> Result<(String, ShopifySpec), ProviderError> {
+        set_link(
+            links,
+            code_link(
+                code,
+                "",
+                &Pushed {
+                    spec: spec.clone(),
+                    owner_set: false,
+                    pending: true,
+                },
+            ),
+        );
+        input.record(links, PROVIDER).await?;
+        let (id, held) = self.create_or_adopt(input, spec).await?;
+        set_link(
+            links,
+            code_link(
+                code,
+                &id,
+                &Pushed {
+                    spec: held.clone(),
+                    owner_set: false,
+                    pending: false,
+                },
+            ),
+        );
+        input.record(links, PROVIDER).await?;
+        Ok((id, held))
+    }
+
     /// Creates the discount, or adopts ours when the code is taken by it (a lost answer).
+    /// Returns its id and what it now holds (a new discount is active).
     async fn create_or_adopt(
         &self,
         input: &PushInput<'_>,
         spec: &ShopifySpec,
-    ) -> Result<String, ProviderError> {
+    ) -> Result<(String, ShopifySpec), ProviderError> {
         let created = self
             .mutate(
                 "create_discount",
@@ -603,10 +668,13 @@ impl ShopifyClient {
                         status: None,
                         detail: "discount created without an id".into(),
                     })?;
-                if !spec.active {
-                    self.set_active(&id, false).await?;
-                }
-                Ok(id)
+                Ok((
+                    id,
+                    ShopifySpec {
+                        active: true,
+                        ..spec.clone()
+                    },
+                ))
             }
             Err(e) if e.code() == Some("TAKEN") => {
                 let Some((id, basic)) = self.by_code(&spec.code).await? else {
@@ -639,7 +707,7 @@ impl ShopifyClient {
                 if !spec.drift(&theirs).is_empty() {
                     self.update(&id, spec, Some(&theirs)).await?;
                 }
-                Ok(id)
+                Ok((id, spec.clone()))
             }
             Err(e) => Err(e),
         }

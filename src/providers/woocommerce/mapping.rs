@@ -181,6 +181,13 @@ pub fn site_local(t: DateTime<Utc>, gmt_offset: f64) -> String {
         .to_string()
 }
 
+/// Is this WooCommerce coupon ours, for this program (whichever coupon)?
+pub fn owned_by_program(v: &Value, program: &str) -> bool {
+    let m = WooSpec::from_remote(v).meta;
+    m.get(MARKER).map(String::as_str) == Some("1")
+        && m.get(MARKER_PROGRAM).map(String::as_str) == Some(program)
+}
+
 /// Is this WooCommerce coupon ours, for this program and coupon?
 pub fn owned_by(v: &Value, program: &str, uuid: &str) -> bool {
     let m = WooSpec::from_remote(v).meta;

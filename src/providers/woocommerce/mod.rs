@@ -30,14 +30,16 @@ pub const DUPLICATE: &str = "woocommerce_rest_coupon_code_already_exists";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pushed {
     spec: Option<WooSpec>,
-    /// The coupon is in WooCommerce's trash (an inactive code), or absent.
-    trashed: bool,
+    /// A create went out and its id is not recorded yet (`remote_id` is empty): the coupon may
+    /// exist under this code, and is ours if its meta says so.
+    #[serde(default)]
+    pending: bool,
 }
 
 fn pushed(l: &Link) -> Pushed {
     serde_json::from_value(l.remote.clone()).unwrap_or(Pushed {
         spec: None,
-        trashed: false,
+        pending: false,
     })
 }
 
@@ -50,6 +52,22 @@ fn code_link(code: &str, id: &str, p: &Pushed) -> Link {
         remote: serde_json::to_value(p).unwrap_or_default(),
     }
 }
+
+/// The intent recorded before a create.
+fn intent(code: &str, s: &WooSpec) -> Link {
+    code_link(
+        code,
+        "",
+        &Pushed {
+            spec: Some(s.clone()),
+            pending: true,
+        },
+    )
+}
+
+/// `date_expires` of a paused coupon: in the past, so it cannot be used, while the coupon and its
+/// usage count stay (WooCommerce accepts past dates; it has no "disabled" flag).
+pub const PAUSED: &str = "2000-01-01T00:00:00";
 
 fn set_link(links: &mut Vec<Link>, link: Link) {
     links.retain(|l| !(l.kind == link.kind && l.local_key.eq_ignore_ascii_case(&link.local_key)));
@@ -255,8 +273,8 @@ impl WooClient {
         })
     }
 
-    /// Makes WooCommerce hold the desired codes: live coupons for an active coupon, trashed ones
-    /// for an inactive coupon, none for a deleted one.
+    /// Makes WooCommerce hold the desired codes: one coupon per code, paused (expiry in the past)
+    /// while the coupon is inactive, trashed or deleted when the code or the coupon is.
     pub async fn push(
         &self,
         input: &PushInput<'_>,
@@ -275,10 +293,17 @@ impl WooClient {
         let specs = d
             .codes
             .iter()
-            .map(|c| map_code(input.program, &shop, &d.coupon, c).map(|s| (c, s)))
+            .map(|c| {
+                map_code(input.program, &shop, &d.coupon, c).map(|mut s| {
+                    if !d.coupon.terms.active {
+                        s.date_expires = PAUSED.into();
+                    }
+                    (c, s)
+                })
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(ProviderError::Refused)?;
-        note.created = !links.iter().any(|l| l.kind == "code") && d.coupon.terms.active;
+        note.created = !links.iter().any(|l| l.kind == "code") && !specs.is_empty();
         // codes deleted here
         let gone: Vec<Link> = links
             .iter()
@@ -290,27 +315,37 @@ impl WooClient {
             })
             .cloned()
             .collect();
+        let force = self.options.delete_mode == WooDeleteMode::Force;
         for l in gone {
-            if !l.remote_id.is_empty() {
-                self.delete(
-                    &l.remote_id,
-                    self.options.delete_mode == WooDeleteMode::Force,
-                )
-                .await?;
-            }
+            self.retire_link(input, &l, force).await?;
             links.retain(|x| !(x.kind == "code" && x.local_key == l.local_key));
             input.record(links, PROVIDER).await?;
         }
-        if d.coupon.terms.active {
-            self.make_live(input, links, &specs).await?;
-        } else {
-            self.make_trashed(input, links, &specs).await?;
-        }
-        self.delete_retired(input, links).await?;
+        self.make_live(input, links, &specs).await?;
         Ok(note)
     }
 
-    /// Active coupon: every code a live WooCommerce coupon with the wanted fields.
+    /// Trashes (or deletes) the coupon of a link; a create that was never recorded is looked up.
+    async fn retire_link(
+        &self,
+        input: &PushInput<'_>,
+        l: &Link,
+        force: bool,
+    ) -> Result<(), ProviderError> {
+        if !l.remote_id.is_empty() {
+            return self.delete(&l.remote_id, force).await;
+        }
+        if pushed(l).pending
+            && let Some(v) = self.lookup(&l.local_key).await?
+            && owned_by(&v, input.program, &input.desired.coupon.uuid_code)
+            && let Some(id) = v["id"].as_i64()
+        {
+            self.delete(&id.to_string(), force).await?;
+        }
+        Ok(())
+    }
+
+    /// Every code a WooCommerce coupon with the wanted fields (created, or updated in place).
     async fn make_live(
         &self,
         input: &PushInput<'_>,
@@ -321,30 +356,14 @@ impl WooClient {
         let mut updates: Vec<(&PromotionCode, &WooSpec, String, Option<WooSpec>)> = Vec::new();
         for (c, spec) in specs {
             match find_link(links, &c.code).cloned() {
-                Some(l) if !pushed(&l).trashed && !l.remote_id.is_empty() => {
+                Some(l) if !l.remote_id.is_empty() => {
                     let p = pushed(&l);
                     if p.spec.as_ref() != Some(spec) {
                         updates.push((c, spec, l.remote_id.clone(), p.spec));
                     }
                 }
-                Some(l) => {
-                    // trashed (inactive before): WooCommerce's REST API cannot restore from the
-                    // trash, so a new coupon is created and the trashed one deleted for good
-                    if !l.remote_id.is_empty() {
-                        set_link(
-                            links,
-                            Link {
-                                kind: "retire".into(),
-                                local_key: l.remote_id.clone(),
-                                ..l.clone()
-                            },
-                        );
-                    }
-                    links.retain(|x| !(x.kind == "code" && x.local_key == l.local_key));
-                    input.record(links, PROVIDER).await?;
-                    creates.push((c, spec));
-                }
-                None => creates.push((c, spec)),
+                // new, or a create whose answer was lost (adopted on the duplicate answer)
+                _ => creates.push((c, spec)),
             }
         }
         let mut first_error = None;
@@ -359,10 +378,12 @@ impl WooClient {
                     })
                     .collect();
                 let res = self.batch(json!({"update": items})).await?;
-                for ((c, s, id, _), item) in chunk
-                    .iter()
-                    .zip(res["update"].as_array().into_iter().flatten())
-                {
+                let results: Vec<&Value> = res["update"].as_array().into_iter().flatten().collect();
+                for (i, (c, s, id, _)) in chunk.iter().enumerate() {
+                    let Some(item) = results.get(i) else {
+                        first_error.get_or_insert(bad_answer("batch update answered fewer items"));
+                        continue;
+                    };
                     match item_error(item) {
                         None => set_link(links, code_link(&c.code, id, &live(s))),
                         // gone meanwhile (deleted by hand): create it again
@@ -404,6 +425,13 @@ impl WooClient {
                     Err(e) => return Err(e),
                 }
             }
+        }
+        if !creates.is_empty() {
+            // intents first: a create whose answer is lost is then found and adopted, or deleted
+            for (c, s) in &creates {
+                set_link(links, intent(&c.code, s));
+            }
+            input.record(links, PROVIDER).await?;
         }
         if creates.len() >= 2 {
             for chunk in creates.chunks(BATCH_LIMIT) {
@@ -451,38 +479,6 @@ impl WooClient {
         }
     }
 
-    /// Inactive coupon: every code's WooCommerce coupon in the trash (unusable at checkout).
-    async fn make_trashed(
-        &self,
-        input: &PushInput<'_>,
-        links: &mut Vec<Link>,
-        specs: &[(&PromotionCode, WooSpec)],
-    ) -> Result<(), ProviderError> {
-        for (c, spec) in specs {
-            let id = match find_link(links, &c.code) {
-                Some(l) if pushed(l).trashed => continue,
-                Some(l) => Some(l.remote_id.clone()),
-                // never recorded: a create whose answer was lost may have left it live
-                None => self
-                    .lookup(&spec.code)
-                    .await?
-                    .filter(|v| owned_by(v, input.program, &input.desired.coupon.uuid_code))
-                    .and_then(|v| v["id"].as_i64())
-                    .map(|i| i.to_string()),
-            };
-            if let Some(id) = &id {
-                self.delete(id, false).await?;
-            }
-            let p = Pushed {
-                spec: Some(spec.clone()),
-                trashed: true,
-            };
-            set_link(links, code_link(&c.code, id.as_deref().unwrap_or(""), &p));
-            input.record(links, PROVIDER).await?;
-        }
-        Ok(())
-    }
-
     /// Deleted coupon: every code's WooCommerce coupon trashed or deleted (`delete_mode`).
     async fn retire_all(
         &self,
@@ -500,31 +496,8 @@ impl WooClient {
             }
         }
         for l in links.clone().iter().filter(|l| l.kind == "code") {
-            if !l.remote_id.is_empty() && (force || !pushed(l).trashed) {
-                self.delete(&l.remote_id, force).await?;
-            }
+            self.retire_link(input, l, force).await?;
             links.retain(|x| !(x.kind == "code" && x.local_key == l.local_key));
-            input.record(links, PROVIDER).await?;
-        }
-        self.delete_retired(input, links).await
-    }
-
-    /// Trashed coupons replaced by new ones: deleted for good.
-    async fn delete_retired(
-        &self,
-        input: &PushInput<'_>,
-        links: &mut Vec<Link>,
-    ) -> Result<(), ProviderError> {
-        let retired: Vec<Link> = links
-            .iter()
-            .filter(|l| l.kind == "retire")
-            .cloned()
-            .collect();
-        for l in &retired {
-            self.delete(&l.remote_id, true).await?;
-            links.retain(|x| !(x.kind == "retire" && x.local_key == l.local_key));
-        }
-        if !retired.is_empty() {
             input.record(links, PROVIDER).await?;
         }
         Ok(())
@@ -553,6 +526,8 @@ impl WooClient {
         {
             Ok(_) => Ok(()),
             Err(e) if e.status() == Some(404) => Ok(()),
+            // trashed already (an earlier attempt whose answer was lost)
+            Err(e) if !force && e.status() == Some(410) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -611,6 +586,20 @@ impl WooClient {
                         continue; // trashed meanwhile: the code is free again
                     };
                     let id = remote["id"].as_i64().unwrap_or_default().to_string();
+                    if mapping::owned_by_program(&remote, input.program)
+                        && !owned_by(&remote, input.program, &input.desired.coupon.uuid_code)
+                    {
+                        // moved here from another coupon of the program: that coupon's push
+                        // releases it
+                        return Err(ProviderError::Transient {
+                            provider: PROVIDER,
+                            status: Some(400),
+                            detail: format!(
+                                "code '{}' is still held by WooCommerce coupon {id} of another coupon; waiting for it to be released",
+                                spec.code
+                            ),
+                        });
+                    }
                     if !owned_by(&remote, input.program, &input.desired.coupon.uuid_code) {
                         return Err(ProviderError::Rejected {
                             provider: PROVIDER,
@@ -685,7 +674,7 @@ impl WooClient {
 fn live(s: &WooSpec) -> Pushed {
     Pushed {
         spec: Some(s.clone()),
-        trashed: false,
+        pending: false,
     }
 }
 

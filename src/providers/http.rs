@@ -10,10 +10,13 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A token bucket for one provider connection (or one base URL, for Paddle).
+/// A token bucket for one provider connection (or one base URL, for Paddle), and the pause a
+/// `Retry-After` puts on everything that shares it.
 pub struct Limiter {
     inner: DefaultDirectRateLimiter,
     per_second: f64,
+    /// After a 429 with `Retry-After`, no request is sent before this instant.
+    paused_until: Mutex<Option<Instant>>,
 }
 
 impl Limiter {
@@ -26,7 +29,22 @@ impl Limiter {
         Self {
             inner: RateLimiter::direct(quota),
             per_second: f64::from(count.get()) / period.as_secs_f64(),
+            paused_until: Mutex::new(None),
         }
+    }
+
+    /// Pauses everything sharing this bucket until `until` (extends, never shortens).
+    pub fn pause_until(&self, until: Instant) {
+        let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        *p = Some(p.map_or(until, |x| x.max(until)));
+    }
+
+    /// How long the bucket stays paused, if it is.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let until = (*self.paused_until.lock().unwrap_or_else(|e| e.into_inner()))?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
     }
 
     pub async fn ready(&self) {
@@ -67,8 +85,6 @@ pub struct Transport {
     client: reqwest::Client,
     limiter: Arc<Limiter>,
     stats: Mutex<CallStats>,
-    /// After a 429 with `Retry-After`, no request is sent before this instant.
-    paused_until: Mutex<Option<Instant>>,
     max_pause: Duration,
 }
 
@@ -112,7 +128,6 @@ impl Transport {
             client,
             limiter,
             stats: Mutex::new(CallStats::default()),
-            paused_until: Mutex::new(None),
             max_pause,
         }
     }
@@ -129,12 +144,10 @@ impl Transport {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// How long the connection stays paused by a `Retry-After`, if it is.
+    /// How long the connection stays paused by a `Retry-After` (its own, or one answered to a
+    /// connection sharing its bucket), if it is.
     pub fn paused_for(&self) -> Option<Duration> {
-        let until = (*self.paused_until.lock().unwrap_or_else(|e| e.into_inner()))?;
-        until
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
+        self.limiter.paused_for()
     }
 
     /// Waits for a token, then honours a pause: short ones are waited out (and a token taken
@@ -191,9 +204,8 @@ impl Transport {
             Ok(a) if a.status == 429 => {
                 stats.throttled_429 += 1;
                 if let Some(ra) = retry_after(&a.headers) {
-                    let until = Instant::now() + ra.min(self.max_pause);
-                    let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-                    *p = Some(p.map_or(until, |x| x.max(until)));
+                    self.limiter
+                        .pause_until(Instant::now() + ra.min(self.max_pause));
                 }
                 "throttled"
             }

@@ -1,6 +1,8 @@
 //! In-process provider simulators for `--demo` and for tests: stateful HTTP servers that enforce
 //! what the real providers enforce (see `../shared/providers/*.md`), with fault injection.
 
+pub mod paddle_billing;
+pub mod paddle_classic;
 pub mod shopify;
 pub mod stripe;
 pub mod woocommerce;

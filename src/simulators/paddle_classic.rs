@@ -10,7 +10,7 @@
 //! * Every failure is HTTP 200 with `{"success":false,"error":{"code":N,"message":"..."}}`;
 //!   success is `{"success":true,"response":...}` (delete: `{"success":true}` only).
 //! * create: coupon_type (116/165), discount_type (116/127), discount_amount (percentage
-//!   > 0 and < 100 → 128; flat ≥ 0.01 → 129), product_ids for product coupons (116; each must
+//!   above 0 and below 100 → 128; flat ≥ 0.01 → 129), product_ids for product coupons (116; each must
 //!   exist → 108), currency needed for flat (116), three capital letters (134) and equal to the
 //!   balance currency (158), allowed_uses (130/137; default 999999), expires `YYYY-MM-DD`
 //!   (133) strictly after today UTC (138), recurring 0/1 (160), coupon_code 5–300 chars (131;
@@ -209,10 +209,7 @@ impl Coupon {
                         .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
                 })
                 .collect(),
-            Some(Value::String(s)) => s
-                .split(',')
-                .filter_map(|x| x.trim().parse().ok())
-                .collect(),
+            Some(Value::String(s)) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
             Some(Value::Number(n)) => n.as_u64().into_iter().collect(),
             _ => Vec::new(),
         };
@@ -234,7 +231,7 @@ impl Coupon {
             None if discount_type == "flat" => Some(balance.to_owned()),
             _ => None,
         };
-        let expires = text("expires").map(|s| s.get(..10).unwrap_or(&s).to_owned());
+        let expires = text("expires").map(|s| s.get(..10).unwrap_or(s.as_str()).to_owned());
         let recurring = match v.get("recurring") {
             Some(Value::Bool(b)) => *b,
             Some(Value::Number(n)) => n.as_i64() == Some(1),
@@ -416,7 +413,7 @@ fn scalar_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
-        Value::Bool(b) => if *b { "1" } else { "0" }.to_owned(),
+        Value::Bool(b) => (if *b { "1" } else { "0" }).to_owned(),
         other => other.to_string(),
     }
 }
@@ -426,12 +423,12 @@ fn scalar_text(v: &Value) -> String {
 fn normalize(raw: Map<String, Value>) -> Map<String, Value> {
     raw.into_iter()
         .map(|(k, v)| {
-            let t = match v {
+            let t = match &v {
                 Value::Array(items) if items.iter().all(|i| !i.is_array() && !i.is_object()) => {
                     items.iter().map(scalar_text).collect::<Vec<_>>().join(",")
                 }
                 Value::Array(_) | Value::Object(_) => v.to_string(),
-                other => scalar_text(&other),
+                other => scalar_text(other),
             };
             (k, Value::String(t))
         })
@@ -834,8 +831,7 @@ impl PaddleClassicSim {
             Some(s) => {
                 let s = check_code(s)?;
                 let me = targets[0];
-                if d
-                    .coupons
+                if d.coupons
                     .iter()
                     .enumerate()
                     .any(|(i, c)| i != me && same_code(&c.code, &s))
@@ -872,10 +868,10 @@ impl PaddleClassicSim {
         let amount = text(p, "discount_amount");
         for &i in &targets {
             let c = &d.coupons[i];
-            if let Some(n) = allowed_uses {
-                if n < c.times_used {
-                    return fail(136);
-                }
+            if let Some(n) = allowed_uses
+                && n < c.times_used
+            {
+                return fail(136);
             }
             if let Some(a) = amount {
                 check_amount(&c.discount_type, a)?;
@@ -896,7 +892,12 @@ impl PaddleClassicSim {
             }
             if let Some(ids) = &products {
                 c.product_ids = ids.clone();
-                c.coupon_type = if ids.is_empty() { "checkout" } else { "product" }.to_owned();
+                c.coupon_type = (if ids.is_empty() {
+                    "checkout"
+                } else {
+                    "product"
+                })
+                .to_owned();
             }
             if let Some(e) = &expires {
                 c.expires = e.clone();
@@ -1067,7 +1068,11 @@ async fn answer(
         let s = StatusCode::METHOD_NOT_ALLOWED;
         return (
             s.as_u16(),
-            json_response(s, &Failure::new(101).body(), &[("Allow", "POST".to_owned())]),
+            json_response(
+                s,
+                &Failure::new(101).body(),
+                &[("Allow", "POST".to_owned())],
+            ),
         );
     }
     if let Err(retry_after) = sim.common.admit() {

@@ -60,13 +60,17 @@ async fn change(
     let req = match rng.random_range(0..5) {
         0 | 1 => {
             let mut c = coupon(&uuid);
-            c["sync"] = json!({"provider": provider});
+            c["sync"] = json!({"provider": provider.trim_end_matches("_classic").trim_end_matches("_billing")});
             if provider != "stripe" {
                 c["coupon_duration_type"] = json!("once");
                 c.as_object_mut().unwrap().remove("coupon_duration_value");
             }
-            c["promotion_codes"] =
-                json!([{"code": format!("{uuid}-A")}, {"code": format!("{uuid}-B")}]);
+            // Paddle codes: letters and digits (Billing), at least 5 characters (Classic)
+            c["promotion_codes"] = if provider.starts_with("paddle") {
+                json!([{"code": format!("{uuid}CODEA")}, {"code": format!("{uuid}CODEB")}])
+            } else {
+                json!([{"code": format!("{uuid}-A")}, {"code": format!("{uuid}-B")}])
+            };
             client.post(format!("{base}/v1/coupons")).json(&c)
         }
         2 => client
@@ -75,9 +79,13 @@ async fn change(
         3 => client
             .put(format!("{base}/v1/coupons"))
             .json(&json!({"uuid_code": uuid, "name": format!("n{n}")})),
-        _ => client
-            .post(format!("{base}/v1/promotion-codes"))
-            .json(&json!({"coupon_uuid": uuid, "code": format!("{uuid}-X{n}")})),
+        _ => client.post(format!("{base}/v1/promotion-codes")).json(
+            &json!({"coupon_uuid": uuid, "code": if provider.starts_with("paddle") {
+                format!("{uuid}X{n}CODE")
+            } else {
+                format!("{uuid}-X{n}")
+            }}),
+        ),
     };
     matches!(req.bearer_auth(KEY).timeout(Duration::from_secs(5)).send().await, Ok(r) if r.status().is_success())
 }
@@ -339,4 +347,101 @@ async fn kill_9_converges_on_shopify() {
         }
     }
     assert_eq!(sim.discounts().len(), want, "no duplicates, no orphans");
+}
+
+/// The same bursts against Paddle Billing: every code exactly one active discount with the latest
+/// terms, one group per coupon, nothing else active.
+#[tokio::test]
+async fn kill_9_converges_on_paddle_billing() {
+    use crate::paddle_env::*;
+    let sim = coupond::simulators::paddle_billing::PaddleBillingSim::new(PADDLE_KEY);
+    let url = format!(
+        "http://{}",
+        coupond::simulators::serve(sim.router(), 0).await.unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "http://127.0.0.1:9", &billing_config(&url));
+    bursts(dir.path(), 8, "paddle_billing").await;
+    let (d, coupons) = converge(dir.path()).await;
+    let active: Vec<Value> = sim
+        .discounts()
+        .into_iter()
+        .filter(|x| x["status"] == "active")
+        .collect();
+    let mut want = 0;
+    for c in &coupons {
+        let uuid = c["uuid_code"].as_str().unwrap();
+        assert_latest(&d, uuid).await;
+        for code in c["promotion_codes"]["data"].as_array().unwrap() {
+            want += 1;
+            let key = code["code"].as_str().unwrap();
+            let on: Vec<&Value> = active
+                .iter()
+                .filter(|x| x["code"].as_str().unwrap().eq_ignore_ascii_case(key))
+                .collect();
+            assert_eq!(on.len(), 1, "{uuid}: one active discount for {key}");
+            assert_eq!(
+                on[0]["amount"].as_str().unwrap().parse::<f64>().unwrap(),
+                c["coupon_discount_amount"].as_f64().unwrap(),
+                "{key}: latest terms"
+            );
+        }
+    }
+    assert_eq!(active.len(), want, "nothing else active");
+    let names: Vec<String> = sim
+        .groups()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap().to_owned())
+        .collect();
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "one group per coupon: {names:?}");
+}
+
+/// The same bursts against Paddle Classic: every code exactly one Classic coupon with the latest
+/// terms in its coupon's group, nothing else.
+#[tokio::test]
+async fn kill_9_converges_on_paddle_classic() {
+    use crate::paddle_env::*;
+    let sim = coupond::simulators::paddle_classic::PaddleClassicSim::new(VENDOR_ID, VENDOR_AUTH);
+    let url = format!(
+        "http://{}",
+        coupond::simulators::serve(sim.router(), 0).await.unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "http://127.0.0.1:9", &classic_config(&url));
+    bursts(dir.path(), 8, "paddle_classic").await;
+    let (d, coupons) = converge(dir.path()).await;
+    let held = sim.coupons();
+    let mut want = 0;
+    for c in &coupons {
+        let uuid = c["uuid_code"].as_str().unwrap();
+        assert_latest(&d, uuid).await;
+        let group = coupond::providers::paddle_classic::mapping::group_name("acme", uuid);
+        for code in c["promotion_codes"]["data"].as_array().unwrap() {
+            want += 1;
+            let key = code["code"].as_str().unwrap();
+            let on: Vec<&Value> = held
+                .iter()
+                .filter(|x| x["coupon_code"].as_str().unwrap().eq_ignore_ascii_case(key))
+                .collect();
+            assert_eq!(on.len(), 1, "{uuid}: one Classic coupon for {key}");
+            assert_eq!(
+                on[0]["group"],
+                group.as_str(),
+                "{key}: in its coupon's group"
+            );
+            assert_eq!(
+                on[0]["discount_amount"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<f64>()
+                    .unwrap(),
+                c["coupon_discount_amount"].as_f64().unwrap(),
+                "{key}: latest terms"
+            );
+        }
+    }
+    assert_eq!(held.len(), want, "nothing else held");
 }

@@ -64,8 +64,8 @@ async fn demo_runs_without_configuration_and_syncs() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut base, mut key) = (None, None);
-    while base.is_none() || key.is_none() {
+    let (mut base, mut key, mut classic) = (None, None, None);
+    while base.is_none() || key.is_none() || classic.is_none() {
         let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
             .await
             .unwrap()
@@ -77,21 +77,28 @@ async fn demo_runs_without_configuration_and_syncs() {
         if let Some(k) = line.strip_prefix("API key of program \"demo\": ") {
             key = Some(k.trim().to_owned());
         }
+        if line.starts_with("API key of program \"classic\"") {
+            classic = line.rsplit(": ").next().map(|k| k.trim().to_owned());
+        }
     }
-    let (base, key) = (base.unwrap(), key.unwrap());
-    for (provider, name) in [
-        ("stripe", "Stripe"),
-        ("shopify", "Shopify"),
-        ("woocommerce", "WooCommerce"),
+    let (base, key, classic) = (base.unwrap(), key.unwrap(), classic.unwrap());
+    for (provider, name, key) in [
+        ("stripe", "Stripe", &key),
+        ("shopify", "Shopify", &key),
+        ("woocommerce", "WooCommerce", &key),
+        ("paddle", "Paddle", &key),
+        ("paddle", "Paddle", &classic),
     ] {
         let mut c = coupon(&format!("WELCOME-{provider}"));
+        c.as_object_mut().unwrap().remove("redemption_times_status");
+        c.as_object_mut().unwrap().remove("redemption_times_value");
         c["coupon_duration_type"] = json!("once");
         c.as_object_mut().unwrap().remove("coupon_duration_value");
-        c["promotion_codes"] = json!([{"code": format!("HELLO-{provider}")}]);
+        c["promotion_codes"] = json!([{"code": format!("HELLO{}", provider.to_uppercase())}]);
         c["sync"] = json!({"provider": provider});
         let r: serde_json::Value = reqwest::Client::new()
             .post(format!("{base}/v1/coupons"))
-            .bearer_auth(&key)
+            .bearer_auth(key)
             .json(&c)
             .send()
             .await

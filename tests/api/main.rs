@@ -1,6 +1,7 @@
 //! The one integration-test binary.
 
 mod helpers;
+mod paddle_env;
 mod shopify_env;
 mod stripe_env;
 mod woo_env;
@@ -16,6 +17,7 @@ mod promotion_codes;
 mod reconcile;
 mod robustness;
 mod seeds;
+mod sync_paddle;
 mod sync_shopify;
 mod sync_stripe;
 mod sync_woo;

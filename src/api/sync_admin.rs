@@ -35,8 +35,10 @@ pub async fn history(
         .sync_history(&p.info.name, &uuid)
         .await?
         .ok_or(ApiError::NotFound("Coupon"))?;
+    // what the providers count (read by reconcile): times_redeemed, usage_count, asyncUsageCount, times_used
+    let redemptions = s.store.provider_redemptions(&p.info.name, &uuid).await?;
     Ok(Json(
-        json!({"data": {"uuid_code": uuid, "syncs": marks, "attempts": attempts}, "status": 1}),
+        json!({"data": {"uuid_code": uuid, "syncs": marks, "attempts": attempts, "provider_redemptions": redemptions}, "status": 1}),
     ))
 }
 

@@ -1003,3 +1003,163 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// A link as reconcile pages through them.
+#[derive(Debug, Clone)]
+pub struct PagedLink {
+    pub rowid: i64,
+    pub coupon_id: i64,
+    pub link: Link,
+    pub updated_at: i64,
+}
+
+/// A redemption count read from a provider.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProviderRedemption {
+    pub provider: String,
+    /// The promotion code (`""` for a count of the coupon as a whole).
+    pub code: String,
+    pub count: i64,
+    pub read_at: String,
+}
+
+impl Store {
+    /// The links of a program × provider whose remote id is one of `ids` (one page's worth).
+    pub async fn links_by_remote(
+        &self,
+        program: &str,
+        provider: ProviderKind,
+        ids: &[String],
+    ) -> Result<Vec<(i64, Link)>> {
+        let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT l.coupon_id, l.object_kind, l.local_key, l.remote_id, l.fingerprint, l.remote FROM provider_links l \
+             JOIN coupons c ON c.id = l.coupon_id \
+             WHERE l.provider = ? AND c.program = ? AND l.remote_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(provider.as_str())
+        .bind(program)
+        .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, kind, local_key, remote_id, fingerprint, remote)| {
+                (
+                    id,
+                    Link {
+                        kind,
+                        local_key,
+                        remote_id,
+                        fingerprint,
+                        remote: serde_json::from_str(&remote).unwrap_or_default(),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// One page of a program × provider's links, after `after` (a rowid), in rowid order.
+    pub async fn links_page(
+        &self,
+        program: &str,
+        provider: ProviderKind,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<PagedLink>> {
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(i64, i64, String, String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT l.rowid, l.coupon_id, l.object_kind, l.local_key, l.remote_id, l.fingerprint, l.remote, l.updated_at \
+             FROM provider_links l JOIN coupons c ON c.id = l.coupon_id \
+             WHERE l.provider = ? AND c.program = ? AND l.rowid > ? ORDER BY l.rowid LIMIT ?",
+        )
+        .bind(provider.as_str())
+        .bind(program)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    rowid,
+                    coupon_id,
+                    kind,
+                    local_key,
+                    remote_id,
+                    fingerprint,
+                    remote,
+                    updated_at,
+                )| {
+                    PagedLink {
+                        rowid,
+                        coupon_id,
+                        link: Link {
+                            kind,
+                            local_key,
+                            remote_id,
+                            fingerprint,
+                            remote: serde_json::from_str(&remote).unwrap_or_default(),
+                        },
+                        updated_at,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// Records redemption counts a provider reported (one transaction for a page).
+    pub async fn record_redemptions(
+        &self,
+        provider: ProviderKind,
+        counts: &[(i64, String, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for (coupon_id, code, n) in counts {
+            sqlx::query(
+                "INSERT INTO provider_redemptions (coupon_id, provider, code, count, read_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (coupon_id, provider, code) DO UPDATE SET count = excluded.count, read_at = excluded.read_at",
+            )
+            .bind(coupon_id)
+            .bind(provider.as_str())
+            .bind(code)
+            .bind(n)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The redemption counts read from providers for a coupon.
+    pub async fn provider_redemptions(
+        &self,
+        program: &str,
+        uuid_code: &str,
+    ) -> Result<Vec<ProviderRedemption>> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT r.provider, r.code, r.count, r.read_at FROM provider_redemptions r \
+             JOIN coupons c ON c.id = r.coupon_id WHERE c.program = ? AND c.uuid_code = ? ORDER BY r.provider, r.code",
+        )
+        .bind(program)
+        .bind(uuid_code)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(provider, code, count, read_at)| ProviderRedemption {
+                provider,
+                code,
+                count,
+                read_at: crate::domain::time::format_ts(
+                    &DateTime::from_timestamp_micros(read_at).unwrap_or_default(),
+                ),
+            })
+            .collect())
+    }
+}

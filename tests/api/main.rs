@@ -15,6 +15,7 @@ mod openapi;
 mod ops;
 mod promotion_codes;
 mod reconcile;
+mod reconcile_codes;
 mod robustness;
 mod seeds;
 mod sync_paddle;

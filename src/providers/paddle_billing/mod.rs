@@ -31,6 +31,16 @@ fn set_link(links: &mut Vec<Link>, link: Link) {
     links.push(link);
 }
 
+/// The link JSON of a code whose discount holds `spec` in `group` (reconcile writes what it found,
+/// so the next push sends ours back).
+pub fn link_remote(spec: &DiscountSpec, group: &str) -> Value {
+    serde_json::to_value(Pushed {
+        spec: spec.clone(),
+        group: group.to_owned(),
+    })
+    .unwrap_or_default()
+}
+
 /// One Paddle Billing account.
 pub struct PaddleBillingClient {
     base: String,
@@ -51,6 +61,10 @@ impl PaddleBillingClient {
 
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    pub fn billing_interval(&self) -> BillingInterval {
+        self.interval
     }
 
     fn classify(ans: Answer) -> Result<Value, ProviderError> {
@@ -291,7 +305,7 @@ impl PaddleBillingClient {
         }
     }
 
-    async fn archive(&self, id: &str) -> Result<(), ProviderError> {
+    pub async fn archive(&self, id: &str) -> Result<(), ProviderError> {
         match self
             .call(
                 "archive_discount",
@@ -343,7 +357,28 @@ impl PaddleBillingClient {
             .cloned()
             .collect();
         for l in gone {
-            self.archive(&l.remote_id).await?;
+            let moved = input
+                .journal
+                .code_live_elsewhere(&l.local_key)
+                .await
+                .map_err(|e| ProviderError::Transient {
+                    provider: PROVIDER,
+                    status: None,
+                    detail: format!("store: {e}"),
+                })?;
+            if moved {
+                // now a code of another coupon of the program: that coupon's push adopts it
+            } else if l.remote_id.is_empty() {
+                // a create whose answer was lost: ours if its custom_data says so
+                if let Some(v) = self.by_code(&l.local_key).await?
+                    && owned_by(&v, input.program, &d.coupon.uuid_code)
+                    && let Some(id) = v["id"].as_str()
+                {
+                    self.archive(id).await?;
+                }
+            } else {
+                self.archive(&l.remote_id).await?;
+            }
             links.retain(|x| !(x.kind == "code" && x.local_key == l.local_key));
             input.record(links, PROVIDER).await?;
         }
@@ -383,7 +418,11 @@ impl PaddleBillingClient {
         for (c, spec) in &specs {
             let link = links
                 .iter()
-                .find(|l| l.kind == "code" && l.local_key.eq_ignore_ascii_case(&c.code))
+                .find(|l| {
+                    l.kind == "code"
+                        && l.local_key.eq_ignore_ascii_case(&c.code)
+                        && !l.remote_id.is_empty()
+                })
                 .cloned();
             let before: Option<Pushed> = link
                 .as_ref()
@@ -409,11 +448,11 @@ impl PaddleBillingClient {
                     Ok(_) => l.remote_id.clone(),
                     // gone (removed by hand): created again
                     Err(e) if e.status() == Some(404) => {
-                        self.create_or_adopt(input, spec, &group).await?
+                        self.create_or_adopt(input, links, spec, &group).await?
                     }
                     Err(e) => return Err(e),
                 },
-                None => self.create_or_adopt(input, spec, &group).await?,
+                None => self.create_or_adopt(input, links, spec, &group).await?,
             };
             set_link(
                 links,
@@ -435,13 +474,27 @@ impl PaddleBillingClient {
     }
 
     /// Creates the discount (archived right after when the coupon is inactive), or adopts ours
-    /// when the code is taken by it (a create whose answer was lost).
+    /// when the code is taken by it (a create whose answer was lost, or a code that moved here from
+    /// another coupon of the program). An intent (no id yet) is recorded first, so a lost answer
+    /// followed by the code's removal is still found and archived.
     async fn create_or_adopt(
         &self,
         input: &PushInput<'_>,
+        links: &mut Vec<Link>,
         spec: &DiscountSpec,
         group: &str,
     ) -> Result<String, ProviderError> {
+        set_link(
+            links,
+            Link {
+                kind: "code".into(),
+                local_key: spec.code.clone(),
+                remote_id: String::new(),
+                fingerprint: String::new(),
+                remote: json!({"pending": true}),
+            },
+        );
+        input.record(links, PROVIDER).await?;
         let id = match self
             .call(
                 "create_discount",
@@ -471,7 +524,9 @@ impl PaddleBillingClient {
                     });
                 };
                 let id = remote["id"].as_str().unwrap_or_default().to_owned();
-                if !owned_by(&remote, input.program, &input.desired.coupon.uuid_code) {
+                let cd = &remote["custom_data"];
+                let same_program = cd[mapping::MARKER] == "1" && cd["program"] == input.program;
+                if !same_program {
                     return Err(ProviderError::Rejected {
                         provider: PROVIDER,
                         status: 409,
@@ -483,8 +538,13 @@ impl PaddleBillingClient {
                         ),
                     });
                 }
+                // ours (a lost create), or moved here from another coupon of the program: brought
+                // to what this coupon wants, custom_data and group included
                 let theirs = DiscountSpec::from_remote(&remote);
-                if !spec.drift(&theirs).is_empty() || remote["discount_group_id"] != group {
+                if !spec.drift(&theirs).is_empty()
+                    || remote["discount_group_id"] != group
+                    || remote["status"] != "active" && spec.active
+                {
                     self.call(
                         "update_discount",
                         Method::PATCH,

@@ -125,10 +125,12 @@ impl ClassicSpec {
         if self.allowed_uses != from.allowed_uses {
             p.push(("allowed_uses", self.allowed_uses.to_string()));
         }
-        if self.minimum_threshold != from.minimum_threshold
-            && let Some(m) = &self.minimum_threshold
-        {
-            p.push(("minimum_threshold", m.clone()));
+        if self.minimum_threshold != from.minimum_threshold {
+            // blank means clear
+            p.push((
+                "minimum_threshold",
+                self.minimum_threshold.clone().unwrap_or_default(),
+            ));
         }
         if self.group != from.group {
             p.push(("new_group", self.group.clone()));

@@ -66,6 +66,16 @@ fn classic_code(e: &ProviderError) -> Option<i64> {
     e.code().and_then(|c| c.parse().ok())
 }
 
+/// The link JSON of a code whose Classic coupon holds `spec` (reconcile writes what it found, so
+/// the next push sends ours back).
+pub fn link_remote(spec: &ClassicSpec) -> Value {
+    serde_json::to_value(Pushed {
+        spec: spec.clone(),
+        state: "created".into(),
+    })
+    .unwrap_or_default()
+}
+
 /// One Paddle Classic vendor account.
 pub struct PaddleClassicClient {
     base: String,
@@ -94,6 +104,45 @@ impl PaddleClassicClient {
 
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// The product whose coupon list reconcile and lookups page through.
+    pub fn lookup_product(&self) -> Option<u64> {
+        self.lookup_product
+    }
+
+    /// One page (≤ 500) of a product's coupons from `offset` (1-based): entries and the total.
+    pub async fn list(
+        &self,
+        product: u64,
+        offset: u64,
+    ) -> Result<(Vec<Value>, u64), ProviderError> {
+        let url = format!("{}/2.0/product/list_coupons", self.base);
+        let body = {
+            let mut f = form_urlencoded::Serializer::new(String::new());
+            f.append_pair("vendor_id", &self.vendor_id.to_string())
+                .append_pair("vendor_auth_code", self.auth_code.expose())
+                .append_pair("product_id", &product.to_string())
+                .append_pair("limit", "500")
+                .append_pair("offset", &offset.to_string());
+            f.finish()
+        };
+        let ans = self
+            .transport
+            .send("list_coupons", || {
+                self.transport
+                    .client()
+                    .post(&url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(body.clone())
+            })
+            .await?;
+        let total = ans.json()["total"].as_u64();
+        let items = Self::classify(ans)?.as_array().cloned().unwrap_or_default();
+        Ok((items.clone(), total.unwrap_or(items.len() as u64)))
     }
 
     fn classify(ans: Answer) -> Result<Value, ProviderError> {
@@ -232,7 +281,7 @@ impl PaddleClassicClient {
         Ok(v["updated"].as_i64().unwrap_or(0))
     }
 
-    async fn delete(&self, code: &str) -> Result<(), ProviderError> {
+    pub async fn delete(&self, code: &str) -> Result<(), ProviderError> {
         match self
             .call(
                 "delete_coupon",
@@ -366,6 +415,10 @@ impl PaddleClassicClient {
                         ("new_coupon_code", s.coupon_code.clone()),
                     ];
                     params.extend(s.update_params(&from));
+                    // the new code's intent first: if the answer is lost, the retry finds NEW
+                    // taken and, with the intent, adopts it
+                    set_link(links, code_link(&s, "sent"));
+                    input.record(links, PROVIDER).await?;
                     match self.update(params).await {
                         Ok(_) => {
                             removed.retain(|l| l.local_key != old.local_key);
@@ -446,9 +499,11 @@ impl PaddleClassicClient {
         // 5. creates: the intent is recorded before the request, so a code found taken after a
         // lost answer is known to be ours
         for s in still_added {
-            let prior_intent = linked(links, &s.coupon_code)
+            // an intent from an earlier attempt whose answer was lost (what it asked for)
+            let prior = linked(links, &s.coupon_code)
                 .and_then(|l| pushed(&l))
-                .is_some_and(|p| p.state == "sent");
+                .filter(|p| p.state == "sent")
+                .map(|p| p.spec);
             set_link(links, code_link(&s, "sent"));
             input.record(links, PROVIDER).await?;
             match self
@@ -461,14 +516,25 @@ impl PaddleClassicClient {
             {
                 Ok(_) => {}
                 Err(e) if classic_code(&e) == Some(E_DUPLICATE) => {
-                    if let Err(e) = self.adopt(input, &s, prior_intent).await {
-                        if e.class() == super::ErrorClass::Permanent {
-                            drop_link(links, &s.coupon_code);
-                            input.record(links, PROVIDER).await?;
-                        }
-                        return Err(e);
+                    if prior.is_none() {
+                        // a definite answer: this attempt created nothing, so no intent stays
+                        drop_link(links, &s.coupon_code);
+                        input.record(links, PROVIDER).await?;
                     }
+                    self.adopt(input, &s, prior.as_ref()).await?;
                 }
+                // a definite refusal: nothing was created
+                Err(e)
+                    if matches!(
+                        e,
+                        ProviderError::Rejected { .. } | ProviderError::Refused(_)
+                    ) =>
+                {
+                    drop_link(links, &s.coupon_code);
+                    input.record(links, PROVIDER).await?;
+                    return Err(e);
+                }
+                // the answer may have been lost after Classic created it: the intent stays
                 Err(e) => return Err(e),
             }
             set_link(links, code_link(&s, "created"));
@@ -484,7 +550,7 @@ impl PaddleClassicClient {
         &self,
         input: &PushInput<'_>,
         s: &ClassicSpec,
-        prior_intent: bool,
+        prior: Option<&ClassicSpec>,
     ) -> Result<(), ProviderError> {
         let taken = |why: &str| ProviderError::Rejected {
             provider: PROVIDER,
@@ -496,8 +562,21 @@ impl PaddleClassicClient {
                 s.coupon_code
             ),
         };
+        // what our lost create asked for: a different discount or coupon type cannot be updated
+        if let Some(p) = prior
+            && p.immutable() != s.immutable()
+        {
+            self.delete(&s.coupon_code).await?;
+            self.call(
+                "create_coupon",
+                "/2.1/product/create_coupon",
+                &s.create_params(),
+            )
+            .await?;
+            return Ok(());
+        }
         let mut theirs = None;
-        if !prior_intent {
+        if prior.is_none() {
             let Some(product) = s.product_ids.first().copied().or(self.lookup_product) else {
                 return Err(taken(
                     "that coupond cannot look up (set paddle.lookup_product_id to list checkout coupons)",
@@ -513,7 +592,8 @@ impl PaddleClassicClient {
             }
             theirs = found;
         }
-        // a different discount type cannot be updated: delete it and create ours
+        // a different discount type cannot be updated: delete it and create ours (the list does
+        // not show the coupon type; a moved code keeps its own, see docs/providers/paddle-classic.md)
         if theirs
             .as_ref()
             .is_some_and(|t| t["discount_type"].as_str() != Some(s.discount_type.as_str()))

@@ -189,6 +189,10 @@ impl ShopifyClient {
         &self.pacer
     }
 
+    pub fn billing_interval(&self) -> BillingInterval {
+        self.interval
+    }
+
     /// Runs one document; returns `data`. Waits for the cost bucket first, and waits out short
     /// `THROTTLED` answers (whatever their HTTP status) before trying again.
     pub async fn graphql(
@@ -365,7 +369,8 @@ impl ShopifyClient {
             .map(|id| (id.to_owned(), node["codeDiscount"].clone())))
     }
 
-    /// One page of the discounts we manage (`tag:coupond`): nodes and the next cursor.
+    /// One page of the shop's code discounts (ours carry the `coupond` tags; the others are
+    /// counted as foreign): nodes and the next cursor.
     pub async fn managed_page(
         &self,
         after: Option<&str>,
@@ -374,7 +379,7 @@ impl ShopifyClient {
             .graphql(
                 "list_discounts",
                 documents::MANAGED,
-                json!({"after": after, "query": format!("method:code tag:{}", mapping::TAG)}),
+                json!({"after": after, "query": "method:code"}),
                 documents::MANAGED_COST,
             )
             .await?;
@@ -712,6 +717,17 @@ impl ShopifyClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The link JSON of a code whose discount holds `spec` (reconcile writes what it found, so the next
+/// push sends ours back).
+pub fn link_remote(spec: &ShopifySpec) -> Value {
+    serde_json::to_value(Pushed {
+        spec: spec.clone(),
+        owner_set: true,
+        pending: false,
+    })
+    .unwrap_or_default()
 }
 
 /// The tags of a `DiscountCodeBasic` answer.

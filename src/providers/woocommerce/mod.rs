@@ -65,6 +65,16 @@ fn intent(code: &str, s: &WooSpec) -> Link {
     )
 }
 
+/// The link JSON of a code whose coupon holds `spec` (reconcile writes what it found, so the next
+/// push sends ours back).
+pub fn link_remote(spec: &WooSpec) -> Value {
+    serde_json::to_value(Pushed {
+        spec: Some(spec.clone()),
+        pending: false,
+    })
+    .unwrap_or_default()
+}
+
 /// `date_expires` of a paused coupon: in the past, so it cannot be used, while the coupon and its
 /// usage count stay (WooCommerce accepts past dates; it has no "disabled" flag).
 pub const PAUSED: &str = "2000-01-01T00:00:00";
@@ -265,7 +275,7 @@ impl WooClient {
         Ok(o)
     }
 
-    async fn shop(&self) -> Result<Shop, ProviderError> {
+    pub async fn shop(&self) -> Result<Shop, ProviderError> {
         Ok(Shop {
             subscriptions: self.options.subscriptions,
             billing_interval: self.options.billing_interval,

@@ -2,6 +2,8 @@
 //! through the same pure mapping the sync uses; report drift; repair unless `--dry-run`.
 //! Exit codes: 0 in sync (after repair), 1 drift left, 2 errors.
 
+mod codes;
+
 use crate::cli::{Cli, Format};
 use crate::config::{OrphanPolicy, Settings};
 use crate::domain::ProviderKind;
@@ -407,11 +409,54 @@ async fn repair(
     Ok(marked)
 }
 
+/// Repairs a report of a one-object-per-code provider: re-marks drifted and missing codes (the
+/// push writes ours back or creates them again), retires orphans (per policy).
+async fn repair_codes(
+    store: &Store,
+    src: &codes::Source<'_>,
+    report: &ConnectionReport,
+    orphans: OrphanPolicy,
+) -> anyhow::Result<Vec<i64>> {
+    let mut per_coupon: HashMap<i64, (Vec<LinkChange>, Vec<String>)> = HashMap::new();
+    for f in &report.findings {
+        if let (Some(cid), Some(change)) = (f.coupon_id, &f.change) {
+            let e = per_coupon.entry(cid).or_default();
+            e.0.push(change.clone());
+            e.1.push(codes::what(src, f));
+        }
+    }
+    let marked: Vec<i64> = per_coupon.keys().copied().collect();
+    for (cid, (changes, messages)) in per_coupon {
+        let message = format!("Reconcile: {}.", messages.join("; "));
+        store
+            .reconcile_repair(
+                &report.program,
+                cid,
+                src.kind(),
+                &changes,
+                &message,
+                Utc::now(),
+            )
+            .await?;
+    }
+    if orphans == OrphanPolicy::Retire {
+        for f in report.findings.iter().filter(|f| f.class == "orphan") {
+            if let Err(e) = src.retire(&f.remote_id).await
+                && e.status() != Some(404)
+            {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(marked)
+}
+
 /// Pushes the repaired coupons (with this process's engine, or the daemon's worker if it takes
 /// them first) and waits until each has settled: synced, retrying or dead. Bounded.
 async fn settle(
     store: &Store,
     engine: &Engine,
+    provider: ProviderKind,
     coupons: &[i64],
     limit: Duration,
 ) -> anyhow::Result<()> {
@@ -420,7 +465,7 @@ async fn settle(
         engine.drain().await?;
         let mut settled = true;
         for id in coupons {
-            if let Some(st) = store.claim_state(*id, ProviderKind::Stripe).await? {
+            if let Some(st) = store.claim_state(*id, provider).await? {
                 settled &= !st.claimed && st.completion().is_some();
             }
         }
@@ -492,52 +537,121 @@ pub async fn reconcile_all(
     let mut reports = Vec::new();
     let mut errors = false;
     for c in &conns {
-        let Adapter::Stripe(client) = &c.adapter else {
-            errors = true;
-            reports.push(ConnectionReport {
-                program: c.program.clone(),
-                provider: c.provider.as_str(),
-                counts: Counts::default(),
-                findings: vec![],
-                error: Some(format!(
-                    "reconcile is not available for {} yet (no adapter)",
-                    c.provider.display()
-                )),
-                requests: 0,
-            });
-            continue;
-        };
-        let mut r = match scan_stripe(store, client, &c.program, &c.currency).await {
-            Ok(r) => r,
-            Err(e) => {
+        let src = match &c.adapter {
+            Adapter::Stripe(_) => None,
+            Adapter::Shopify(x) => Some(codes::Source::Shopify(x)),
+            Adapter::WooCommerce(x) => Some(codes::Source::WooCommerce(x)),
+            Adapter::PaddleBilling(x) => Some(codes::Source::PaddleBilling(x)),
+            Adapter::PaddleClassic(x) => Some(codes::Source::PaddleClassic(x)),
+            Adapter::Unsupported(_) => {
                 errors = true;
                 reports.push(ConnectionReport {
                     program: c.program.clone(),
-                    provider: "stripe",
+                    provider: c.provider.as_str(),
                     counts: Counts::default(),
                     findings: vec![],
-                    error: Some(format!("{e:#}")),
+                    error: Some(format!(
+                        "reconcile is not available for {} (no adapter)",
+                        c.provider.display()
+                    )),
                     requests: 0,
                 });
                 continue;
             }
         };
-        if !scope.dry_run && r.drift_left() {
-            let marked = repair(store, client, &r, settings.reconcile.orphans).await?;
-            // let the sync engine write our values back now, then look again
-            settle(store, engine, &marked, Duration::from_secs(60)).await?;
-            let requests = r.requests;
-            r = scan_stripe(store, client, &c.program, &c.currency).await?;
-            r.requests += requests;
-            if settings.reconcile.orphans == OrphanPolicy::Report {
-                // reported orphans are left on purpose: they do not count as drift left
-                r.counts.orphan = 0;
-                r.findings.retain(|f| f.class != "orphan");
+        let failed = |e: anyhow::Error| ConnectionReport {
+            program: c.program.clone(),
+            provider: c.provider.as_str(),
+            counts: Counts::default(),
+            findings: vec![],
+            error: Some(format!("{e:#}")),
+            requests: 0,
+        };
+        let r = match (&src, &c.adapter) {
+            (Some(src), _) => {
+                reconcile_codes(store, engine, settings, scope, src, &c.program, &c.currency).await
+            }
+            (None, Adapter::Stripe(client)) => {
+                reconcile_stripe(
+                    store,
+                    engine,
+                    settings,
+                    scope,
+                    client,
+                    &c.program,
+                    &c.currency,
+                )
+                .await
+            }
+            _ => unreachable!("every adapter is handled above"),
+        };
+        match r {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                errors = true;
+                reports.push(failed(e));
             }
         }
-        reports.push(r);
     }
     Ok((reports, errors))
+}
+
+async fn reconcile_stripe(
+    store: &Store,
+    engine: &Engine,
+    settings: &Settings,
+    scope: &Scope,
+    client: &StripeClient,
+    program: &str,
+    currency: &str,
+) -> anyhow::Result<ConnectionReport> {
+    let mut r = scan_stripe(store, client, program, currency).await?;
+    if !scope.dry_run && r.drift_left() {
+        let marked = repair(store, client, &r, settings.reconcile.orphans).await?;
+        // let the sync engine write our values back now, then look again
+        settle(
+            store,
+            engine,
+            ProviderKind::Stripe,
+            &marked,
+            Duration::from_secs(60),
+        )
+        .await?;
+        let requests = r.requests;
+        r = scan_stripe(store, client, program, currency).await?;
+        r.requests += requests;
+        after_repair(&mut r, settings.reconcile.orphans);
+    }
+    Ok(r)
+}
+
+async fn reconcile_codes(
+    store: &Store,
+    engine: &Engine,
+    settings: &Settings,
+    scope: &Scope,
+    src: &codes::Source<'_>,
+    program: &str,
+    currency: &str,
+) -> anyhow::Result<ConnectionReport> {
+    let mut r = codes::scan(store, src, program, currency).await?;
+    if !scope.dry_run && r.drift_left() {
+        let marked = repair_codes(store, src, &r, settings.reconcile.orphans).await?;
+        settle(store, engine, src.kind(), &marked, Duration::from_secs(60)).await?;
+        let requests = r.requests;
+        r = codes::scan(store, src, program, currency).await?;
+        r.requests += requests;
+        after_repair(&mut r, settings.reconcile.orphans);
+    }
+    Ok(r)
+}
+
+/// Reported orphans are left on purpose (`orphans = "report"`): they do not count as drift left.
+fn after_repair(r: &mut ConnectionReport, orphans: OrphanPolicy) {
+    if orphans == OrphanPolicy::Report {
+        r.counts.orphan = 0;
+        r.findings.retain(|f| f.class != "orphan");
+    }
 }
 
 /// Records a run: never as a success when a connection failed or was rate-limited.

@@ -558,8 +558,9 @@ async fn main() {
         let _ = writeln!(
             doc,
             "`coupond --reconcile --dry-run --provider woocommerce` as its own process against a store whose codes \
-             were pushed to the WooCommerce simulator by the worker (100 codes per coupon, one WooCommerce coupon per \
-             code); every code is in sync, so the run reads every object and compares it through the sync's mapping. \
+             were seeded into the WooCommerce simulator and the store's links as a push leaves them (100 codes per \
+             coupon, one WooCommerce coupon per code; the simulator's own create checks every stored code for a \
+             duplicate, too slow to fill it with 100,000); every code is in sync, so the run reads every object and compares it through the sync's mapping. \
              Peak RSS is the process's VmHWM, sampled from /proc every 5 ms.\n"
         );
         let _ = writeln!(
@@ -579,8 +580,8 @@ async fn main() {
              of that page only are looked up in SQLite (`json_each`), desired states are cached for the page, and \
              missing objects are found by paging through the links against 8-byte hashes of the ids seen (0.8 MB \
              for 100,000). \"reconcile CPU\" is the CPU time of the reconcile process itself (from /proc): the rest \
-             of the wall time is spent waiting on the simulator, which runs in the harness process and filters and \
-             sorts every stored coupon for each page it answers."
+             of the wall time is waiting for answers from the simulator, which runs in the harness process and \
+             filters and sorts every stored coupon for each page it answers."
         );
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/BENCHMARKS.md");

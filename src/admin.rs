@@ -94,10 +94,11 @@ pub async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<u8> {
                 continue;
             };
             found = true;
+            let redemptions = store.provider_redemptions(p, uuid).await?;
             match cli.format {
-                Format::Json => {
-                    json_out.push(json!({"program": p, "syncs": marks, "attempts": attempts}))
-                }
+                Format::Json => json_out.push(
+                    json!({"program": p, "syncs": marks, "attempts": attempts, "provider_redemptions": redemptions}),
+                ),
                 Format::Table => {
                     let _ = writeln!(out, "{header}");
                     mark_table(&mut out, p, &marks);
@@ -118,6 +119,20 @@ pub async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<u8> {
                             a.outcome,
                             a.message
                         );
+                    }
+                    if !redemptions.is_empty() {
+                        let _ = writeln!(
+                            out,
+                            "\n{:<12} {:<24} {:>8} READ AT (redemptions the provider counts)",
+                            "PROVIDER", "CODE", "COUNT"
+                        );
+                        for r in &redemptions {
+                            let _ = writeln!(
+                                out,
+                                "{:<12} {:<24} {:>8} {}",
+                                r.provider, r.code, r.count, r.read_at
+                            );
+                        }
                     }
                 }
             }

@@ -288,3 +288,21 @@ pub async fn wait_synced(app: &TestApp, secs: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Without a worker: drains until nothing is pending, waiting for retries that are not due yet.
+pub async fn drain_until_synced(app: &TestApp, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        app.engine.drain().await.expect("drain");
+        let stats = app.store.outbox_stats(chrono::Utc::now()).await.unwrap();
+        if stats.depth == 0 {
+            assert_eq!(stats.dead, 0, "{stats:?}");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not synced in time: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

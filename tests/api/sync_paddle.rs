@@ -226,7 +226,7 @@ async fn billing_lost_answers_are_adopted() {
         env.app.post("/v1/coupons", c).await;
     }
     env.sim.common.set_faults(Default::default());
-    env.drain().await;
+    drain_until_synced(&env.app, 30).await;
     for i in 0..6 {
         assert_eq!(env.active_of(&format!("D{i}")).len(), 2, "D{i}");
     }

@@ -272,7 +272,7 @@ async fn lost_answers_are_adopted_not_duplicated() {
         env.app.post("/v1/coupons", c).await;
     }
     env.sim.common.set_faults(Default::default());
-    env.drain().await;
+    drain_until_synced(&env.app, 30).await;
     for i in 0..6 {
         assert_eq!(env.discounts_of(&format!("D{i}")).len(), 2, "D{i}");
     }

@@ -344,7 +344,7 @@ async fn unrecorded_creates_are_adopted_and_lost_answers_not_duplicated() {
         env.app.post("/v1/coupons", c).await;
     }
     env.sim.common.set_faults(Default::default());
-    env.drain().await;
+    drain_until_synced(&env.app, 30).await;
     for i in 0..6 {
         let live = env.live_of(&format!("D{i}"));
         assert_eq!(live.len(), 2, "D{i}: {live:?}");

@@ -1,5 +1,5 @@
-//! All SQL lives here (sqlx, SQLite). Writes go through one writer connection in
-//! `BEGIN IMMEDIATE` transactions; reads use a small pool. Every write that changes what a
+//! All SQL lives here (sqlx, SQLite). Writes go through one writer connection, grouped into
+//! `BEGIN IMMEDIATE` transactions by group commit (`writer.rs`); reads use a small pool. Every write that changes what a
 //! provider should hold writes its outbox mark in the same transaction.
 
 mod codes;
@@ -8,6 +8,7 @@ pub mod mirror;
 pub mod outbox;
 mod rows;
 mod transactions;
+mod writer;
 
 pub use codes::CodeView;
 pub use coupons::{CouponView, Redemption};
@@ -16,8 +17,8 @@ pub use transactions::{TransactionFilter, TransactionRow};
 
 use crate::domain::FieldErrors;
 use chrono::{DateTime, TimeZone, Utc};
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
@@ -78,6 +79,8 @@ impl Default for StoreOptions {
 pub struct Store {
     read: SqlitePool,
     write: SqlitePool,
+    /// The one writer connection, shared by every write (group commit).
+    writer: writer::Shared,
     path: std::path::PathBuf,
 }
 
@@ -101,6 +104,7 @@ impl Store {
             .connect_with(connect.clone())
             .await?;
         MIGRATOR.run(&write).await?;
+        let writer = writer::new(write.acquire().await?);
         let read = SqlitePoolOptions::new()
             .max_connections(opts.read_connections.max(1))
             .connect_with(connect.read_only(true))
@@ -108,13 +112,15 @@ impl Store {
         Ok(Self {
             read,
             write,
+            writer,
             path: path.to_path_buf(),
         })
     }
 
-    /// A write transaction that holds SQLite's write lock from the start.
-    async fn begin(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write: a savepoint in the writer's group transaction (which holds SQLite's write lock
+    /// from its start); `commit` returns once the group is committed.
+    async fn begin(&self) -> Result<writer::WriteTx> {
+        Ok(writer::WriteTx::begin(&self.writer).await?)
     }
 
     /// A round-trip through the writer (what `/status` probes).
@@ -142,6 +148,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.lock().await.close().await;
         self.write.close().await;
         self.read.close().await;
     }

@@ -118,7 +118,10 @@ impl Dispatcher {
                 // the worker took it first: wait for its outcome within the same deadline
                 loop {
                     match store.claim_state(coupon_id, provider).await {
-                        Ok(Some(st)) if !st.claimed => break st.completion(),
+                        // finished; "pending and unclaimed" is the worker's claim not committed yet
+                        Ok(Some(st)) if !st.claimed && st.completion().is_some() => {
+                            break st.completion();
+                        }
                         Ok(_) => {}
                         Err(e) => {
                             tracing::error!(error = %e, "reading the sync state failed");

@@ -87,6 +87,51 @@ pub fn cycles(provider: &str, d: Duration, interval: BillingInterval) -> Result<
     }
 }
 
+/// Coupons and codes for the mapping tests of every provider.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::domain::{
+        CodeRestrictions, Coupon, CouponTerms, Discount, DiscountKind, Duration, Metadata,
+        PromotionCode,
+    };
+    use chrono::{DateTime, Utc};
+
+    pub fn now() -> DateTime<Utc> {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    /// Coupon `SUMMER` ("Summer"), active, created at [`now`].
+    pub fn coupon(kind: DiscountKind, amount: &str, duration: Duration) -> Coupon {
+        Coupon {
+            uuid_code: "SUMMER".into(),
+            name: "Summer".into(),
+            terms: CouponTerms {
+                active: true,
+                discount: Discount::new(kind, amount.parse().unwrap()).unwrap(),
+                duration,
+                redeem_by: None,
+                max_redemptions: None,
+            },
+            metadata: Metadata::default(),
+            times_redeemed: 0,
+            sync_provider: None,
+            revision: 1,
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    /// A code without restrictions.
+    pub fn code(s: &str) -> PromotionCode {
+        PromotionCode {
+            code: s.into(),
+            restrictions: CodeRestrictions::default(),
+            metadata: Metadata::default(),
+            times_redeemed: 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

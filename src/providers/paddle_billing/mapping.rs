@@ -321,38 +321,8 @@ pub fn map_code(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CodeRestrictions, CouponTerms, Discount, Metadata};
-    use rust_decimal::Decimal;
-
-    fn coupon(kind: DiscountKind, amount: &str, duration: Duration) -> Coupon {
-        let now = "2026-01-01T00:00:00Z".parse().unwrap();
-        Coupon {
-            uuid_code: "SUMMER".into(),
-            name: "Summer".into(),
-            terms: CouponTerms {
-                active: true,
-                discount: Discount::new(kind, amount.parse::<Decimal>().unwrap()).unwrap(),
-                duration,
-                redeem_by: None,
-                max_redemptions: None,
-            },
-            metadata: Metadata::default(),
-            times_redeemed: 0,
-            sync_provider: None,
-            revision: 1,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    fn code(s: &str) -> PromotionCode {
-        PromotionCode {
-            code: s.into(),
-            restrictions: CodeRestrictions::default(),
-            metadata: Metadata::default(),
-            times_redeemed: 0,
-        }
-    }
+    use crate::domain::Metadata;
+    use crate::providers::terms::fixtures::{code, coupon};
 
     const M: BillingInterval = BillingInterval::Month;
 

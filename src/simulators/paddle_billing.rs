@@ -92,7 +92,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -305,6 +305,15 @@ struct Data {
     last_ms: u64,
     /// Counter in every generated id, so ids sort in creation order within a millisecond.
     seq: u64,
+    /// Discount id → its index in `discounts` (the first holder). Kept by
+    /// [`Data::index_discount`] / [`Data::unindex_discount`], rebuilt by [`Data::reindex`].
+    discount_ids: HashMap<String, usize>,
+    /// ASCII-lower-cased code → indexes in `discounts` of the discounts holding it (any order).
+    codes: HashMap<String, Vec<usize>>,
+    /// Group id → its index in `groups` (the first holder).
+    group_ids: HashMap<String, usize>,
+    /// Group name (exact) → indexes in `groups` of the groups bearing it.
+    group_names: HashMap<String, Vec<usize>>,
 }
 
 impl Data {
@@ -325,21 +334,97 @@ impl Data {
     }
 
     fn discount_index(&self, id: &str) -> Option<usize> {
-        self.discounts.iter().position(|x| x["id"] == id)
+        self.discount_ids.get(id).copied()
     }
 
     fn group_index(&self, id: &str) -> Option<usize> {
-        self.groups.iter().position(|x| x["id"] == id)
+        self.group_ids.get(id).copied()
+    }
+
+    /// Records `discounts[i]` (just stored or changed) in the indexes.
+    fn index_discount(&mut self, i: usize) {
+        let x = &self.discounts[i];
+        if let Some(id) = x["id"].as_str() {
+            self.discount_ids.entry(id.to_owned()).or_insert(i);
+        }
+        if let Some(c) = x["code"].as_str() {
+            self.codes
+                .entry(c.to_ascii_lowercase())
+                .or_default()
+                .push(i);
+        }
+    }
+
+    /// Forgets `discounts[i]` (about to change) in the indexes.
+    fn unindex_discount(&mut self, i: usize) {
+        let x = &self.discounts[i];
+        if let Some(id) = x["id"].as_str()
+            && self.discount_ids.get(id) == Some(&i)
+        {
+            self.discount_ids.remove(id);
+        }
+        if let Some(c) = x["code"].as_str() {
+            let c = c.to_ascii_lowercase();
+            if let Some(list) = self.codes.get_mut(&c) {
+                list.retain(|&j| j != i);
+                if list.is_empty() {
+                    self.codes.remove(&c);
+                }
+            }
+        }
+    }
+
+    /// Records `groups[i]` (just stored or changed) in the indexes.
+    fn index_group(&mut self, i: usize) {
+        let g = &self.groups[i];
+        if let Some(id) = g["id"].as_str() {
+            self.group_ids.entry(id.to_owned()).or_insert(i);
+        }
+        if let Some(n) = g["name"].as_str() {
+            self.group_names.entry(n.to_owned()).or_default().push(i);
+        }
+    }
+
+    /// Forgets `groups[i]` (about to change) in the indexes.
+    fn unindex_group(&mut self, i: usize) {
+        let g = &self.groups[i];
+        if let Some(id) = g["id"].as_str()
+            && self.group_ids.get(id) == Some(&i)
+        {
+            self.group_ids.remove(id);
+        }
+        if let Some(n) = g["name"].as_str()
+            && let Some(list) = self.group_names.get_mut(n)
+        {
+            list.retain(|&j| j != i);
+            if list.is_empty() {
+                self.group_names.remove(n);
+            }
+        }
+    }
+
+    /// Rebuilds every index (after a removal shifted the positions).
+    fn reindex(&mut self) {
+        self.discount_ids.clear();
+        self.codes.clear();
+        self.group_ids.clear();
+        self.group_names.clear();
+        for i in 0..self.discounts.len() {
+            self.index_discount(i);
+        }
+        for i in 0..self.groups.len() {
+            self.index_group(i);
+        }
     }
 
     /// Another discount (any status) holds this code, ignoring case.
     fn code_taken(&self, code: &str, except: Option<&str>) -> bool {
-        self.discounts.iter().any(|x| {
-            x["id"].as_str() != except
-                && x["code"]
-                    .as_str()
-                    .is_some_and(|c| c.eq_ignore_ascii_case(code))
-        })
+        self.codes
+            .get(&code.to_ascii_lowercase())
+            .is_some_and(|list| {
+                list.iter()
+                    .any(|&i| self.discounts[i]["id"].as_str() != except)
+            })
     }
 
     /// A random 10-character code nobody holds.
@@ -358,8 +443,8 @@ impl Data {
     fn group_of(&self, v: &Value) -> Value {
         v["discount_group_id"]
             .as_str()
-            .and_then(|gid| self.groups.iter().find(|g| g["id"] == gid))
-            .cloned()
+            .and_then(|gid| self.group_index(gid))
+            .map(|i| self.groups[i].clone())
             .unwrap_or(Value::Null)
     }
 }
@@ -401,6 +486,15 @@ fn view(d: &Value, now: DateTime<Utc>) -> Value {
         }
     }
     v
+}
+
+/// Applies a dashboard edit; `updated_at` moves unless `f` set it.
+fn touch(target: &mut Value, f: impl FnOnce(&mut Value)) {
+    let before = target["updated_at"].clone();
+    f(&mut *target);
+    if target.is_object() && target["updated_at"] == before {
+        target["updated_at"] = json!(stamp(Utc::now()));
+    }
 }
 
 /// `prefix` followed by 26 lowercase letters or digits.
@@ -752,6 +846,7 @@ fn create_discount(d: &mut Data, body: &Map<String, Value>) -> Result<Success, F
     });
     let out = view(&entity, now);
     d.discounts.push(entity);
+    d.index_discount(d.discounts.len() - 1);
     Ok(Success::created(out))
 }
 
@@ -858,6 +953,7 @@ fn patch_discount(d: &mut Data, id: &str, body: &Map<String, Value>) -> Result<S
         return Err(code_conflict(c));
     }
 
+    d.unindex_discount(i);
     let e = &mut d.discounts[i];
     let mut changed = false;
     for (k, v) in vals {
@@ -869,7 +965,9 @@ fn patch_discount(d: &mut Data, id: &str, body: &Map<String, Value>) -> Result<S
     if changed {
         e["updated_at"] = json!(stamp(now));
     }
-    Ok(Success::ok(view(e, now)))
+    let out = view(e, now);
+    d.index_discount(i);
+    Ok(Success::ok(out))
 }
 
 fn get_discount(d: &Data, id: &str, query: &[(String, String)]) -> Result<Success, Failure> {
@@ -931,9 +1029,23 @@ fn list_discounts(
     errs.into_result()?;
     let after = resolve_after(&lp, &d.discounts)?;
     let now = Utc::now();
-    let items: Vec<Value> = d
-        .discounts
-        .iter()
+    // `code=`: only the discounts holding one of the codes (in stored order) can match
+    let pool: Vec<&Value> = match &codes {
+        Some(cs) => {
+            let mut at: Vec<usize> = cs
+                .iter()
+                .filter_map(|c| d.codes.get(&c.to_ascii_lowercase()))
+                .flatten()
+                .copied()
+                .collect();
+            at.sort_unstable();
+            at.dedup();
+            at.into_iter().map(|i| &d.discounts[i]).collect()
+        }
+        None => d.discounts.iter().collect(),
+    };
+    let items: Vec<Value> = pool
+        .into_iter()
         .map(|x| view(x, now))
         .filter(|v| {
             statuses.iter().any(|s| v["status"] == s.as_str())
@@ -980,7 +1092,7 @@ fn create_group(d: &mut Data, body: &Map<String, Value>) -> Result<Success, Fail
     }
     errs.into_result()?;
     let name = name.unwrap_or_default();
-    if d.groups.iter().any(|g| g["name"] == name.as_str()) {
+    if d.group_names.contains_key(&name) {
         return Err(group_conflict(&name));
     }
     let id = d.new_id("dsg_");
@@ -994,6 +1106,7 @@ fn create_group(d: &mut Data, body: &Map<String, Value>) -> Result<Success, Fail
         "updated_at": ts,
     });
     d.groups.push(g.clone());
+    d.index_group(d.groups.len() - 1);
     Ok(Success::created(g))
 }
 
@@ -1021,13 +1134,13 @@ fn patch_group(d: &mut Data, id: &str, body: &Map<String, Value>) -> Result<Succ
     }
     errs.into_result()?;
     if let Some(n) = vals.get("name").and_then(Value::as_str)
-        && d.groups
-            .iter()
-            .enumerate()
-            .any(|(j, g)| j != i && g["name"] == n)
+        && d.group_names
+            .get(n)
+            .is_some_and(|list| list.iter().any(|&j| j != i))
     {
         return Err(group_conflict(n));
     }
+    d.unindex_group(i);
     let g = &mut d.groups[i];
     let mut changed = false;
     for (k, v) in vals {
@@ -1039,7 +1152,9 @@ fn patch_group(d: &mut Data, id: &str, body: &Map<String, Value>) -> Result<Succ
     if changed {
         g["updated_at"] = json!(stamp(Utc::now()));
     }
-    Ok(Success::ok(g.clone()))
+    let out = g.clone();
+    d.index_group(i);
+    Ok(Success::ok(out))
 }
 
 fn get_group(d: &Data, id: &str, query: &[(String, String)]) -> Result<Success, Failure> {
@@ -1603,14 +1718,10 @@ impl PaddleBillingSim {
     /// The discount holding this code, ignoring case, whatever its status.
     pub fn by_code(&self, code: &str) -> Option<Value> {
         let d = self.data.lock().unwrap();
-        d.discounts
-            .iter()
-            .find(|x| {
-                x["code"]
-                    .as_str()
-                    .is_some_and(|c| c.eq_ignore_ascii_case(code))
-            })
-            .map(|x| view(x, Utc::now()))
+        d.codes
+            .get(&code.to_ascii_lowercase())
+            .and_then(|list| list.iter().min())
+            .map(|&i| view(&d.discounts[i], Utc::now()))
     }
 
     /// A dashboard edit of a discount or group (tests of drift): `f` changes the stored JSON
@@ -1619,17 +1730,17 @@ impl PaddleBillingSim {
     pub fn edit(&self, id: &str, f: impl FnOnce(&mut Value)) -> bool {
         let mut guard = self.data.lock().unwrap();
         let d = &mut *guard;
-        let target = if let Some(i) = d.discount_index(id) {
-            &mut d.discounts[i]
+        // the closure may change the id, code or name: re-index that one object
+        if let Some(i) = d.discount_index(id) {
+            d.unindex_discount(i);
+            touch(&mut d.discounts[i], f);
+            d.index_discount(i);
         } else if let Some(i) = d.group_index(id) {
-            &mut d.groups[i]
+            d.unindex_group(i);
+            touch(&mut d.groups[i], f);
+            d.index_group(i);
         } else {
             return false;
-        };
-        let before = target["updated_at"].clone();
-        f(&mut *target);
-        if target.is_object() && target["updated_at"] == before {
-            target["updated_at"] = json!(stamp(Utc::now()));
         }
         true
     }
@@ -1637,11 +1748,14 @@ impl PaddleBillingSim {
     /// Deletes a discount or group outright (something the API cannot do).
     pub fn remove(&self, id: &str) -> bool {
         let mut d = self.data.lock().unwrap();
+        // positions after the removed one shift: rebuild the indexes (a test hook, O(n))
         if let Some(i) = d.discount_index(id) {
             d.discounts.remove(i);
+            d.reindex();
             true
         } else if let Some(i) = d.group_index(id) {
             d.groups.remove(i);
+            d.reindex();
             true
         } else {
             false
@@ -1707,8 +1821,15 @@ impl PaddleBillingSim {
         e.insert("id".to_owned(), json!(id.clone()));
         let entity = Value::Object(e);
         match d.discount_index(&id) {
-            Some(i) => d.discounts[i] = entity,
-            None => d.discounts.push(entity),
+            Some(i) => {
+                d.unindex_discount(i);
+                d.discounts[i] = entity;
+                d.index_discount(i);
+            }
+            None => {
+                d.discounts.push(entity);
+                d.index_discount(d.discounts.len() - 1);
+            }
         }
         id
     }

@@ -70,7 +70,7 @@ use rand::Rng;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -297,15 +297,110 @@ struct Data {
     balance_currency: String,
     products: BTreeSet<u64>,
     http_429: bool,
-    /// Live coupons in creation order (deleted ones are removed).
-    coupons: Vec<Coupon>,
+    /// Live coupons by creation sequence number, so in creation order (deleted ones are
+    /// removed). Change them only through `push`, `replace`, `take` or with `unindex`/`index`
+    /// around the change, which keep `by_code` and `by_group` in step.
+    coupons: BTreeMap<u64, Coupon>,
+    /// The sequence number the next new coupon gets.
+    next_seq: u64,
+    /// Lowercased code (`str::to_lowercase`, as [`same_code`] compares) → sequence numbers of
+    /// the live coupons holding it, ascending (one, unless a dashboard edit made a duplicate).
+    by_code: HashMap<String, Vec<u64>>,
+    /// Group (exact) → sequence numbers of the live coupons in it, ascending.
+    by_group: HashMap<String, Vec<u64>>,
     /// Parameters of every successful update_coupon call.
     updates: Vec<Map<String, Value>>,
 }
 
+/// Adds `k` to the ascending list under `key`.
+fn add_seq(m: &mut HashMap<String, Vec<u64>>, key: String, k: u64) {
+    let v = m.entry(key).or_default();
+    if let Err(pos) = v.binary_search(&k) {
+        v.insert(pos, k);
+    }
+}
+
+/// Removes `k` from the list under `key` (dropping an emptied list).
+fn drop_seq(m: &mut HashMap<String, Vec<u64>>, key: &str, k: u64) {
+    let empty = match m.get_mut(key) {
+        Some(v) => {
+            if let Ok(pos) = v.binary_search(&k) {
+                v.remove(pos);
+            }
+            v.is_empty()
+        }
+        None => return,
+    };
+    if empty {
+        m.remove(key);
+    }
+}
+
 impl Data {
-    fn find(&self, code: &str) -> Option<usize> {
-        self.coupons.iter().position(|c| same_code(&c.code, code))
+    /// The first (oldest) live coupon whose code is `code` ignoring case.
+    fn find(&self, code: &str) -> Option<u64> {
+        self.by_code
+            .get(&code.to_lowercase())
+            .and_then(|v| v.first().copied())
+    }
+
+    /// Whether a live coupon other than `me` has the code `code` ignoring case.
+    fn code_taken_by_other(&self, code: &str, me: u64) -> bool {
+        self.by_code
+            .get(&code.to_lowercase())
+            .is_some_and(|v| v.iter().any(|&k| k != me))
+    }
+
+    /// The live coupons of a group, in creation order.
+    fn in_group(&self, group: &str) -> Vec<u64> {
+        self.by_group.get(group).cloned().unwrap_or_default()
+    }
+
+    /// Adds coupon `k` to the indexes as it now reads.
+    fn index(&mut self, k: u64) {
+        let Some(c) = self.coupons.get(&k) else {
+            return;
+        };
+        let code = c.code.to_lowercase();
+        let group = c.group.clone();
+        add_seq(&mut self.by_code, code, k);
+        if let Some(g) = group {
+            add_seq(&mut self.by_group, g, k);
+        }
+    }
+
+    /// Takes coupon `k` out of the indexes (call before changing its code or group).
+    fn unindex(&mut self, k: u64) {
+        let Some(c) = self.coupons.get(&k) else {
+            return;
+        };
+        let code = c.code.to_lowercase();
+        let group = c.group.clone();
+        drop_seq(&mut self.by_code, &code, k);
+        if let Some(g) = group {
+            drop_seq(&mut self.by_group, &g, k);
+        }
+    }
+
+    /// Appends a new live coupon (last in creation order).
+    fn push(&mut self, c: Coupon) {
+        let k = self.next_seq;
+        self.next_seq += 1;
+        self.coupons.insert(k, c);
+        self.index(k);
+    }
+
+    /// Replaces coupon `k` in place (keeping its place in creation order).
+    fn replace(&mut self, k: u64, c: Coupon) {
+        self.unindex(k);
+        self.coupons.insert(k, c);
+        self.index(k);
+    }
+
+    /// Deletes coupon `k`.
+    fn take(&mut self, k: u64) -> Option<Coupon> {
+        self.unindex(k);
+        self.coupons.remove(&k)
     }
 
     /// A random code (`prefix` + 8 of `[A-Z0-9]`) not used by a live coupon nor in `also`.
@@ -550,7 +645,10 @@ impl PaddleClassicSim {
                 balance_currency: "USD".to_owned(),
                 products: [1001u64, 1002, 1003].into_iter().collect(),
                 http_429: false,
-                coupons: Vec::new(),
+                coupons: BTreeMap::new(),
+                next_seq: 0,
+                by_code: HashMap::new(),
+                by_group: HashMap::new(),
                 updates: Vec::new(),
             }),
         })
@@ -596,7 +694,7 @@ impl PaddleClassicSim {
             .lock()
             .unwrap()
             .coupons
-            .iter()
+            .values()
             .map(Coupon::to_value)
             .collect()
     }
@@ -604,7 +702,7 @@ impl PaddleClassicSim {
     /// A live coupon by code, ignoring case.
     pub fn get(&self, code: &str) -> Option<Value> {
         let d = self.data.lock().unwrap();
-        d.find(code).map(|i| d.coupons[i].to_value())
+        d.find(code).map(|i| d.coupons[&i].to_value())
     }
 
     /// An edit made in the dashboard: `f` changes the internal JSON (unreadable fields fall
@@ -615,7 +713,7 @@ impl PaddleClassicSim {
             let Some(i) = d.find(code) else {
                 return false;
             };
-            (d.coupons[i].code.clone(), d.coupons[i].to_value())
+            (d.coupons[&i].code.clone(), d.coupons[&i].to_value())
         };
         f(&mut v);
         let mut d = self.data.lock().unwrap();
@@ -623,7 +721,7 @@ impl PaddleClassicSim {
             return false;
         };
         let balance = d.balance_currency.clone();
-        d.coupons[i] = Coupon::from_value(&v, original, &balance);
+        d.replace(i, Coupon::from_value(&v, original, &balance));
         true
     }
 
@@ -632,7 +730,7 @@ impl PaddleClassicSim {
         let mut d = self.data.lock().unwrap();
         match d.find(code) {
             Some(i) => {
-                d.coupons.remove(i);
+                d.take(i);
                 true
             }
             None => false,
@@ -647,16 +745,18 @@ impl PaddleClassicSim {
         let balance = d.balance_currency.clone();
         let c = Coupon::from_value(&coupon, fallback, &balance);
         match d.find(&c.code) {
-            Some(i) => d.coupons[i] = c,
-            None => d.coupons.push(c),
+            Some(i) => d.replace(i, c),
+            None => d.push(c),
         }
     }
 
     /// Customers used the coupon `n` times.
     pub fn set_times_used(&self, code: &str, n: i64) {
         let mut d = self.data.lock().unwrap();
-        if let Some(i) = d.find(code) {
-            d.coupons[i].times_used = n;
+        if let Some(i) = d.find(code)
+            && let Some(c) = d.coupons.get_mut(&i)
+        {
+            c.times_used = n;
         }
     }
 
@@ -779,7 +879,7 @@ impl PaddleClassicSim {
             }
         };
         for c in &codes {
-            d.coupons.push(Coupon {
+            d.push(Coupon {
                 code: c.clone(),
                 group: group.clone(),
                 description: description.clone(),
@@ -812,15 +912,9 @@ impl PaddleClassicSim {
         if group.is_some() && p.contains_key("new_coupon_code") {
             return fail(159);
         }
-        let targets: Vec<usize> = match (code, group) {
+        let targets: Vec<u64> = match (code, group) {
             (Some(c), _) => d.find(c).into_iter().collect(),
-            (None, Some(g)) => d
-                .coupons
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.group.as_deref() == Some(g))
-                .map(|(i, _)| i)
-                .collect(),
+            (None, Some(g)) => d.in_group(g),
             (None, None) => Vec::new(),
         };
         if targets.is_empty() {
@@ -831,11 +925,7 @@ impl PaddleClassicSim {
             Some(s) => {
                 let s = check_code(s)?;
                 let me = targets[0];
-                if d.coupons
-                    .iter()
-                    .enumerate()
-                    .any(|(i, c)| i != me && same_code(&c.code, &s))
-                {
+                if d.code_taken_by_other(&s, me) {
                     return fail(132);
                 }
                 Some(s)
@@ -867,7 +957,7 @@ impl PaddleClassicSim {
         };
         let amount = text(p, "discount_amount");
         for &i in &targets {
-            let c = &d.coupons[i];
+            let c = &d.coupons[&i];
             if let Some(n) = allowed_uses
                 && n < c.times_used
             {
@@ -882,7 +972,11 @@ impl PaddleClassicSim {
         }
         let mut updated: u64 = 0;
         for &i in &targets {
-            let c = &mut d.coupons[i];
+            // code and group may change: out of the indexes and back in
+            d.unindex(i);
+            let Some(c) = d.coupons.get_mut(&i) else {
+                continue;
+            };
             let before = c.clone();
             if let Some(s) = &new_code {
                 c.code = s.clone();
@@ -917,7 +1011,9 @@ impl PaddleClassicSim {
             if let Some(m) = &threshold {
                 c.minimum_threshold = m.clone();
             }
-            if *c != before {
+            let changed = *c != before;
+            d.index(i);
+            if changed {
                 updated += 1;
             }
         }
@@ -937,11 +1033,11 @@ impl PaddleClassicSim {
             let Ok(pid) = pid.trim().parse::<u64>() else {
                 return fail(135);
             };
-            if !d.coupons[i].product_ids.contains(&pid) {
+            if !d.coupons[&i].product_ids.contains(&pid) {
                 return fail(135);
             }
         }
-        d.coupons.remove(i);
+        d.take(i);
         Ok(json!({"success": true}))
     }
 
@@ -995,7 +1091,7 @@ impl PaddleClassicSim {
         let wanted = given(p, "coupon");
         let matching: Vec<&Coupon> = d
             .coupons
-            .iter()
+            .values()
             .filter(|c| c.coupon_type == "checkout" || c.product_ids.contains(&pid))
             .filter(|c| wanted.is_none_or(|w| same_code(&c.code, w)))
             .filter(|c| is_valid.is_none_or(|v| c.valid(today) == v))

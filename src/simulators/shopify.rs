@@ -27,8 +27,9 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::Hash;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
@@ -84,7 +85,26 @@ static NULL: Value = Value::Null;
 
 struct Data {
     /// `DiscountCodeNode`s in the output shape (with `metafields: {nodes}`), in creation order.
+    /// Changed only through `push_node`, `remove_node` and in place between `unindex_node` and
+    /// `index_node` (when the id or the codes may change), so that the indexes below hold.
     nodes: Vec<Value>,
+    /// The storage sequence number of each entry of `nodes` (same positions), strictly
+    /// ascending: a key that stays valid when an earlier node is removed (position by binary
+    /// search, `pos_of`).
+    seqs: Vec<u64>,
+    /// The sequence number the next stored node gets.
+    next_seq: u64,
+    /// `node_num` of a stored node → the sequence numbers of the nodes with that id, ascending
+    /// (normally one; the first is the node `find_idx` answers).
+    by_id: HashMap<u64, Vec<u64>>,
+    /// A redeem code lower-cased → the sequence numbers of the nodes holding it, ascending, each
+    /// node once (the first is the node a lookup by code answers).
+    by_code: HashMap<String, Vec<u64>>,
+    /// Min-heap of the future `startsAt`/`endsAt` instants (with the node's sequence number) at
+    /// which a stored `status` may change: `refresh_all` recomputes only the nodes whose instant
+    /// has come. Every node whose status is computed at `at` adds its instants after `at`
+    /// (`note_changes`); entries of removed or since-changed nodes are harmless.
+    changes: BinaryHeap<Reverse<(DateTime<Utc>, u64)>>,
     next: u64,
     currency: String,
 }
@@ -135,6 +155,9 @@ pub struct ShopifySim {
     data: Mutex<Data>,
     throttled: AtomicU64,
     validation_failures: AtomicU64,
+    /// The query cost charged so far (sum of the unrounded `actualQueryCost` of executed
+    /// requests), see [`ShopifySim::spent`].
+    spent: Mutex<f64>,
 }
 
 /// What the GraphQL endpoint answers.
@@ -165,11 +188,17 @@ impl ShopifySim {
             shop_state: Mutex::new(None),
             data: Mutex::new(Data {
                 nodes: Vec::new(),
+                seqs: Vec::new(),
+                next_seq: 0,
+                by_id: HashMap::new(),
+                by_code: HashMap::new(),
+                changes: BinaryHeap::new(),
                 next: FIRST_ID,
                 currency: "USD".to_owned(),
             }),
             throttled: AtomicU64::new(0),
             validation_failures: AtomicU64::new(0),
+            spent: Mutex::new(0.0),
         })
     }
 
@@ -235,7 +264,7 @@ impl ShopifySim {
     pub fn by_code(&self, code: &str) -> Option<Value> {
         let mut d = self.data.lock().unwrap();
         refresh_all(&mut d);
-        d.nodes.iter().find(|n| has_code(n, code)).cloned()
+        find_code(&d, code).map(|i| d.nodes[i].clone())
     }
 
     /// Changes a stored node as a merchant would in the admin (tests of drift). `updatedAt` is
@@ -246,6 +275,7 @@ impl ShopifySim {
             return false;
         };
         let before = d.nodes[idx]["codeDiscount"]["updatedAt"].clone();
+        unindex_node(&mut d, idx);
         f(&mut d.nodes[idx]);
         let at = Utc::now();
         let node = &mut d.nodes[idx];
@@ -258,6 +288,8 @@ impl ShopifySim {
             cd["codesCount"] = json!({"count": n, "precision": "EXACT"});
             cd["status"] = json!(status_of(cd, at));
         }
+        index_node(&mut d, idx);
+        note_changes(&mut d, idx, at);
         true
     }
 
@@ -266,7 +298,7 @@ impl ShopifySim {
         let mut d = self.data.lock().unwrap();
         match find_idx(&d, gid) {
             Some(idx) => {
-                d.nodes.remove(idx);
+                remove_node(&mut d, idx);
                 true
             }
             None => false,
@@ -277,9 +309,11 @@ impl ShopifySim {
     /// free `DiscountCodeNode` gid is given); returns its gid.
     pub fn insert(&self, node: Value) -> String {
         let mut d = self.data.lock().unwrap();
+        // not after the instant normalize_node computes the status at (see `note_changes`)
+        let at = Utc::now();
         let node = normalize_node(&mut d, node);
         let id = node["id"].as_str().unwrap_or_default().to_owned();
-        d.nodes.push(node);
+        push_node(&mut d, node, at);
         id
     }
 
@@ -287,20 +321,22 @@ impl ShopifySim {
     pub fn set_usage(&self, code: &str, n: i64) {
         let mut d = self.data.lock().unwrap();
         let want = code.to_lowercase();
-        for node in d.nodes.iter_mut() {
+        // the first node holding the code (the index holds only nodes with a codes list)
+        if let Some(idx) = find_code(&d, code) {
+            let node = &mut d.nodes[idx];
             if !node.is_object() || !node["codeDiscount"].is_object() {
-                continue;
+                return;
             }
             let cd = &mut node["codeDiscount"];
             let total = {
                 let Some(list) = cd["codes"]["nodes"].as_array_mut() else {
-                    continue;
+                    return;
                 };
                 let Some(c) = list
                     .iter_mut()
                     .find(|c| c["code"].as_str().is_some_and(|x| x.to_lowercase() == want))
                 else {
-                    continue;
+                    return;
                 };
                 c["asyncUsageCount"] = json!(n);
                 list.iter()
@@ -308,13 +344,21 @@ impl ShopifySim {
                     .sum::<i64>()
             };
             cd["asyncUsageCount"] = json!(total);
-            return;
         }
     }
 
     /// Requests refused as `THROTTLED`.
     pub fn throttled(&self) -> u64 {
         self.throttled.load(Relaxed)
+    }
+
+    /// The total query cost charged so far: the sum of the (unrounded) `actualQueryCost` of
+    /// every executed request, mutations included. Refused documents (parse or validation
+    /// errors), `MAX_COST_EXCEEDED` and `THROTTLED` answers cost nothing. Not reset by
+    /// [`set_bucket`](Self::set_bucket); divide the difference of two readings by the elapsed
+    /// time for the achieved cost points per second.
+    pub fn spent(&self) -> f64 {
+        *self.spent.lock().unwrap()
     }
 
     /// Documents refused before execution: schema (or schema-less) validation, unknown root
@@ -589,6 +633,7 @@ impl ShopifySim {
             let mut b = self.bucket.lock().unwrap();
             b.restore();
             b.available = (b.available + requested - actual).min(b.maximum);
+            *self.spent.lock().unwrap() += actual;
             json!({
                 "requestedQueryCost": requested.round() as i64,
                 "actualQueryCost": actual.round() as i64,
@@ -684,13 +729,117 @@ fn node_num(n: &Value) -> u64 {
     n["id"].as_str().and_then(gid_parts).map_or(0, |(_, k)| k)
 }
 
-/// A discount by its `DiscountCodeNode` or `DiscountNode` gid.
+/// A discount by its `DiscountCodeNode` or `DiscountNode` gid (the first stored with that id).
 fn find_idx(d: &Data, id: &str) -> Option<usize> {
     let (ty, n) = gid_parts(id)?;
     if ty != "DiscountCodeNode" && ty != "DiscountNode" {
         return None;
     }
-    d.nodes.iter().position(|x| node_num(x) == n)
+    let seq = *d.by_id.get(&n)?.first()?;
+    pos_of(d, seq)
+}
+
+/// The position in `nodes` of the node with storage sequence number `seq`.
+fn pos_of(d: &Data, seq: u64) -> Option<usize> {
+    d.seqs.binary_search(&seq).ok()
+}
+
+/// Whether a stored node has this `node_num`.
+fn id_used(d: &Data, n: u64) -> bool {
+    d.by_id.get(&n).is_some_and(|l| !l.is_empty())
+}
+
+/// The first stored node holding this redeem code (case-insensitive).
+fn find_code(d: &Data, code: &str) -> Option<usize> {
+    let seq = *d.by_code.get(&code.to_lowercase())?.first()?;
+    pos_of(d, seq)
+}
+
+/// The distinct lower-cased redeem codes of a node (its keys in `Data::by_code`).
+fn code_keys(node: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = codes_of(&node["codeDiscount"])
+        .iter()
+        .map(|c| c.to_lowercase())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Adds `seq` to the ascending list of `key`.
+fn list_add<K: Eq + Hash>(map: &mut HashMap<K, Vec<u64>>, key: K, seq: u64) {
+    let list = map.entry(key).or_default();
+    if let Err(p) = list.binary_search(&seq) {
+        list.insert(p, seq);
+    }
+}
+
+/// Takes `seq` out of the list of `key` (dropping the key when its list becomes empty).
+fn list_remove<K: Eq + Hash>(map: &mut HashMap<K, Vec<u64>>, key: &K, seq: u64) {
+    if let Some(list) = map.get_mut(key) {
+        if let Ok(p) = list.binary_search(&seq) {
+            list.remove(p);
+        }
+        if list.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// Adds the node at `pos` (as it is now) to `by_id` and `by_code`.
+fn index_node(d: &mut Data, pos: usize) {
+    let seq = d.seqs[pos];
+    let num = node_num(&d.nodes[pos]);
+    let keys = code_keys(&d.nodes[pos]);
+    list_add(&mut d.by_id, num, seq);
+    for k in keys {
+        list_add(&mut d.by_code, k, seq);
+    }
+}
+
+/// Takes the node at `pos` (as it is now) out of `by_id` and `by_code`; call before a change
+/// that may touch its id or codes, and `index_node` after it.
+fn unindex_node(d: &mut Data, pos: usize) {
+    let seq = d.seqs[pos];
+    let num = node_num(&d.nodes[pos]);
+    let keys = code_keys(&d.nodes[pos]);
+    list_remove(&mut d.by_id, &num, seq);
+    for k in &keys {
+        list_remove(&mut d.by_code, k, seq);
+    }
+}
+
+/// Remembers the instants after `at` at which the status of the node at `pos` (computed at
+/// `at`, or later) changes, for `refresh_all`.
+fn note_changes(d: &mut Data, pos: usize, at: DateTime<Utc>) {
+    let seq = d.seqs[pos];
+    let cd = &d.nodes[pos]["codeDiscount"];
+    let times: Vec<DateTime<Utc>> = ["startsAt", "endsAt"]
+        .iter()
+        .filter_map(|f| cd[*f].as_str().and_then(parse_ts))
+        .filter(|t| *t > at)
+        .collect();
+    for t in times {
+        d.changes.push(Reverse((t, seq)));
+    }
+}
+
+/// Appends a node whose status was computed at `at` (or later), indexing it.
+fn push_node(d: &mut Data, node: Value, at: DateTime<Utc>) {
+    let seq = d.next_seq;
+    d.next_seq += 1;
+    d.nodes.push(node);
+    d.seqs.push(seq);
+    let pos = d.nodes.len() - 1;
+    index_node(d, pos);
+    note_changes(d, pos, at);
+}
+
+/// Removes the node at `pos` (and its index entries).
+fn remove_node(d: &mut Data, pos: usize) -> Value {
+    unindex_node(d, pos);
+    d.seqs.remove(pos);
+    d.nodes.remove(pos)
 }
 
 fn codes_of(cd: &Value) -> Vec<String> {
@@ -702,18 +851,12 @@ fn codes_of(cd: &Value) -> Vec<String> {
         .collect()
 }
 
-fn has_code(node: &Value, code: &str) -> bool {
-    let want = code.to_lowercase();
-    codes_of(&node["codeDiscount"])
-        .iter()
-        .any(|c| c.to_lowercase() == want)
-}
-
+/// Whether a node other than the one at `except` holds `code` (case-insensitive).
 fn code_taken(d: &Data, code: &str, except: Option<usize>) -> bool {
-    d.nodes
-        .iter()
-        .enumerate()
-        .any(|(i, n)| Some(i) != except && has_code(n, code))
+    let except = except.map(|i| d.seqs[i]);
+    d.by_code
+        .get(&code.to_lowercase())
+        .is_some_and(|l| l.iter().any(|&s| Some(s) != except))
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -1950,12 +2093,7 @@ fn exec_root<'a>(
         }
         "codeDiscountNodeByCode" => {
             let code = arg("code").as_str().unwrap_or_default();
-            let n = d
-                .nodes
-                .iter()
-                .find(|n| has_code(n, code))
-                .cloned()
-                .unwrap_or(Value::Null);
+            let n = find_code(d, code).map_or(Value::Null, |i| d.nodes[i].clone());
             ex.project(&n, "DiscountCodeNode", sub)
         }
         "codeDiscountNode" => {
@@ -2716,10 +2854,20 @@ fn status_of(cd: &Value, at: DateTime<Utc>) -> &'static str {
     }
 }
 
-/// Statuses follow the clock.
+/// Statuses follow the clock: every stored status was computed when its node last changed, and
+/// stays right until one of the node's `startsAt`/`endsAt` instants noted then (`changes`)
+/// comes, so only the nodes with an instant now past are recomputed.
 fn refresh_all(d: &mut Data) {
     let at = Utc::now();
-    for n in d.nodes.iter_mut() {
+    while let Some(&Reverse((t, seq))) = d.changes.peek() {
+        if t > at {
+            break;
+        }
+        d.changes.pop();
+        let Some(pos) = pos_of(d, seq) else {
+            continue;
+        };
+        let n = &mut d.nodes[pos];
         if n.is_object() && n["codeDiscount"].is_object() {
             let s = status_of(&n["codeDiscount"], at);
             n["codeDiscount"]["status"] = json!(s);
@@ -2846,7 +2994,7 @@ fn create(d: &mut Data, input: &Value) -> Value {
         "codeDiscount": cd,
         "metafields": {"nodes": []},
     });
-    d.nodes.push(node.clone());
+    push_node(d, node.clone(), at);
     json!({"codeDiscountNode": node, "userErrors": []})
 }
 
@@ -2878,14 +3026,17 @@ fn update(d: &mut Data, id: &str, input: &Value) -> Value {
     }
     assign_code_ids(d, &mut cd);
     finalize(&mut cd, at);
+    unindex_node(d, idx);
     d.nodes[idx]["codeDiscount"] = cd;
+    index_node(d, idx);
+    note_changes(d, idx, at);
     json!({"codeDiscountNode": d.nodes[idx], "userErrors": []})
 }
 
 fn delete(d: &mut Data, id: &str) -> Value {
     match find_idx(d, id) {
         Some(idx) => {
-            let node = d.nodes.remove(idx);
+            let node = remove_node(d, idx);
             json!({"deletedCodeDiscountId": node["id"], "userErrors": []})
         }
         None => json!({"deletedCodeDiscountId": null, "userErrors": [not_found()]}),
@@ -2910,6 +3061,7 @@ fn set_active(d: &mut Data, id: &str, on: bool) -> Value {
         }
         finalize(cd, at);
     }
+    note_changes(d, idx, at);
     json!({"codeDiscountNode": d.nodes[idx], "userErrors": []})
 }
 
@@ -3203,7 +3355,7 @@ fn normalize_node(d: &mut Data, mut node: Value) -> Value {
         _ => node["metafields"] = json!({"nodes": []}),
     }
     let num = match node["id"].as_str().and_then(gid_parts) {
-        Some(("DiscountCodeNode", n)) if !d.nodes.iter().any(|x| node_num(x) == n) => n,
+        Some(("DiscountCodeNode", n)) if !id_used(d, n) => n,
         _ => {
             d.next += 1;
             d.next

@@ -24,7 +24,18 @@ struct Data {
     /// Live and deleted coupons by id, in creation order.
     coupons: Vec<Value>,
     deleted: HashSet<String>,
+    /// Every promotion code ever created, in creation order.
     codes: Vec<Value>,
+    /// Position in `coupons` of the first coupon with each (string) id, deleted ones included.
+    /// Positions stay valid because `coupons` only grows, except in `remove`, which re-indexes.
+    coupon_at: HashMap<String, usize>,
+    /// Position in `codes` of the first promotion code with each (string) id (same validity).
+    code_at: HashMap<String, usize>,
+    /// ASCII-lowercased code → positions in `codes` of the active (`"active": true`) promotion
+    /// codes holding it (the duplicate check).
+    active_codes: HashMap<String, Vec<usize>>,
+    /// Coupon id (`promotion.coupon`) → positions in `codes` of the promotion codes of it.
+    codes_of: HashMap<String, Vec<usize>>,
     /// key → (request fingerprint, status, body)
     idempotency: HashMap<String, (String, u16, Value)>,
     in_flight: HashSet<String>,
@@ -155,6 +166,97 @@ fn metadata(p: &Map<String, Value>, current: &Value) -> Result<Value, Answer> {
     Ok(Value::Object(m))
 }
 
+/// The keys under which a promotion code is indexed: (its lowercased code if it is active, its
+/// coupon id).
+fn code_keys(c: &Value) -> (Option<String>, Option<String>) {
+    let active = if c["active"] == true {
+        c["code"].as_str().map(str::to_ascii_lowercase)
+    } else {
+        None
+    };
+    (active, c["promotion"]["coupon"].as_str().map(str::to_owned))
+}
+
+/// Removes position `i` from the list under `key` (dropping an emptied list).
+fn unlist(m: &mut HashMap<String, Vec<usize>>, key: Option<String>, i: usize) {
+    let Some(k) = key else { return };
+    let empty = match m.get_mut(&k) {
+        Some(v) => {
+            v.retain(|&x| x != i);
+            v.is_empty()
+        }
+        None => return,
+    };
+    if empty {
+        m.remove(&k);
+    }
+}
+
+/// The indexes above are kept in step by these methods, through which every change goes.
+impl Data {
+    fn coupon_pos(&self, id: &str) -> Option<usize> {
+        self.coupon_at.get(id).copied()
+    }
+
+    fn code_pos(&self, id: &str) -> Option<usize> {
+        self.code_at.get(id).copied()
+    }
+
+    fn push_coupon(&mut self, obj: Value) {
+        let i = self.coupons.len();
+        if let Some(id) = obj["id"].as_str() {
+            self.coupon_at.entry(id.to_owned()).or_insert(i);
+        }
+        self.coupons.push(obj);
+    }
+
+    fn push_code(&mut self, obj: Value) {
+        let i = self.codes.len();
+        if let Some(id) = obj["id"].as_str() {
+            self.code_at.entry(id.to_owned()).or_insert(i);
+        }
+        self.codes.push(obj);
+        self.index_code(i);
+    }
+
+    /// Adds code `i` to `active_codes` and `codes_of` as it now reads.
+    fn index_code(&mut self, i: usize) {
+        let (active, coupon) = code_keys(&self.codes[i]);
+        if let Some(k) = active {
+            self.active_codes.entry(k).or_default().push(i);
+        }
+        if let Some(k) = coupon {
+            self.codes_of.entry(k).or_default().push(i);
+        }
+    }
+
+    /// Takes code `i` out of `active_codes` and `codes_of` (call before changing it).
+    fn unindex_code(&mut self, i: usize) {
+        let (active, coupon) = code_keys(&self.codes[i]);
+        unlist(&mut self.active_codes, active, i);
+        unlist(&mut self.codes_of, coupon, i);
+    }
+
+    /// Rebuilds every index (after objects were removed or an id changed; test hooks only).
+    fn reindex(&mut self) {
+        self.coupon_at.clear();
+        self.code_at.clear();
+        self.active_codes.clear();
+        self.codes_of.clear();
+        for (i, c) in self.coupons.iter().enumerate() {
+            if let Some(id) = c["id"].as_str() {
+                self.coupon_at.entry(id.to_owned()).or_insert(i);
+            }
+        }
+        for i in 0..self.codes.len() {
+            if let Some(id) = self.codes[i]["id"].as_str() {
+                self.code_at.entry(id.to_owned()).or_insert(i);
+            }
+            self.index_code(i);
+        }
+    }
+}
+
 impl StripeSim {
     pub fn new(secret_key: &str) -> Arc<Self> {
         Arc::new(Self {
@@ -195,12 +297,23 @@ impl StripeSim {
     pub fn edit(&self, id: &str, f: impl FnOnce(&mut Value)) -> bool {
         let mut guard = self.data.lock().unwrap();
         let d = &mut *guard;
-        let obj = d
-            .coupons
-            .iter_mut()
-            .chain(d.codes.iter_mut())
-            .find(|o| o["id"] == id);
-        obj.map(f).is_some()
+        if let Some(i) = d.coupon_pos(id) {
+            f(&mut d.coupons[i]);
+            if d.coupons[i]["id"] != id {
+                d.reindex();
+            }
+            return true;
+        }
+        if let Some(i) = d.code_pos(id) {
+            d.unindex_code(i);
+            f(&mut d.codes[i]);
+            d.index_code(i);
+            if d.codes[i]["id"] != id {
+                d.reindex();
+            }
+            return true;
+        }
+        false
     }
 
     /// Removes an object outright, as if it had been deleted in the dashboard (tests of drift).
@@ -209,12 +322,16 @@ impl StripeSim {
         let before = d.coupons.len() + d.codes.len();
         d.coupons.retain(|c| c["id"] != id);
         d.codes.retain(|c| c["id"] != id);
-        before != d.coupons.len() + d.codes.len()
+        let removed = before != d.coupons.len() + d.codes.len();
+        if removed {
+            d.reindex();
+        }
+        removed
     }
 
     /// Adds a coupon object as someone else would have created it (tests of drift).
     pub fn insert_coupon(&self, obj: Value) {
-        self.data.lock().unwrap().coupons.push(obj);
+        self.data.lock().unwrap().push_coupon(obj);
     }
 
     fn next_id(d: &mut Data, prefix: &str) -> String {
@@ -226,7 +343,7 @@ impl StripeSim {
         if d.deleted.contains(id) {
             return None;
         }
-        d.coupons.iter().find(|c| c["id"] == id)
+        d.coupon_pos(id).map(|i| &d.coupons[i])
     }
 
     fn create_coupon(&self, p: &Map<String, Value>) -> Answer {
@@ -394,7 +511,7 @@ impl StripeSim {
         let mut d = self.data.lock().unwrap();
         let id = match p.get("id").and_then(Value::as_str) {
             Some(id) => {
-                if d.coupons.iter().any(|c| c["id"] == id) {
+                if d.coupon_pos(id).is_some() {
                     return invalid(
                         "resource_already_exists",
                         "id",
@@ -406,7 +523,7 @@ impl StripeSim {
             None => Self::next_id(&mut d, "cpn"),
         };
         obj["id"] = json!(id);
-        d.coupons.push(obj.clone());
+        d.push_coupon(obj.clone());
         (StatusCode::OK, obj)
     }
 
@@ -432,7 +549,7 @@ impl StripeSim {
                 format!("No such coupon: '{id}'"),
             );
         }
-        let Some(c) = d.coupons.iter_mut().find(|c| c["id"] == id) else {
+        let Some(i) = d.coupon_pos(id) else {
             return err(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
@@ -441,6 +558,7 @@ impl StripeSim {
                 format!("No such coupon: '{id}'"),
             );
         };
+        let c = &mut d.coupons[i];
         let meta = match metadata(p, &c["metadata"]) {
             Ok(m) => m,
             Err(e) => return e,
@@ -464,12 +582,11 @@ impl StripeSim {
             );
         }
         d.deleted.insert(id.to_owned());
-        for code in d
-            .codes
-            .iter_mut()
-            .filter(|c| c["promotion"]["coupon"] == id)
-        {
-            code["active"] = json!(false);
+        let of_coupon = d.codes_of.get(id).cloned().unwrap_or_default();
+        for i in of_coupon {
+            d.unindex_code(i);
+            d.codes[i]["active"] = json!(false);
+            d.index_code(i);
         }
         (
             StatusCode::OK,
@@ -478,13 +595,12 @@ impl StripeSim {
     }
 
     fn active_code_taken(d: &Data, code: &str, except: Option<&str>) -> bool {
-        d.codes.iter().any(|c| {
-            c["active"] == true
-                && c["code"]
-                    .as_str()
-                    .is_some_and(|x| x.eq_ignore_ascii_case(code))
-                && except.is_none_or(|e| c["id"] != e)
-        })
+        d.active_codes
+            .get(&code.to_ascii_lowercase())
+            .is_some_and(|v| {
+                v.iter()
+                    .any(|&i| except.is_none_or(|e| d.codes[i]["id"] != e))
+            })
     }
 
     fn create_code(&self, p: &Map<String, Value>) -> Answer {
@@ -631,7 +747,7 @@ impl StripeSim {
             Err(e) => return e,
         };
         obj["id"] = json!(Self::next_id(&mut d, "promo"));
-        d.codes.push(obj.clone());
+        d.push_code(obj.clone());
         (StatusCode::OK, obj)
     }
 
@@ -649,7 +765,7 @@ impl StripeSim {
             Err(e) => return e,
         };
         let mut d = self.data.lock().unwrap();
-        let Some(idx) = d.codes.iter().position(|c| c["id"] == id) else {
+        let Some(idx) = d.code_pos(id) else {
             return err(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
@@ -683,12 +799,15 @@ impl StripeSim {
             Ok(m) => m,
             Err(e) => return e,
         };
+        d.unindex_code(idx);
         let c = &mut d.codes[idx];
         c["metadata"] = meta;
         if let Some(a) = active {
             c["active"] = json!(a);
         }
-        (StatusCode::OK, c.clone())
+        let out = c.clone();
+        d.index_code(idx);
+        (StatusCode::OK, out)
     }
 
     fn list(items: Vec<Value>, q: &Map<String, Value>, url: &str) -> Answer {
@@ -791,26 +910,41 @@ impl StripeSim {
                             .and_then(Value::as_str)
                             .is_none_or(|x| c["active"] == (x == "true"))
                 };
-                let items = self.promotion_codes().into_iter().filter(filter).collect();
+                let code = p.get("code").and_then(Value::as_str);
+                let items: Vec<Value> = match (code, p.get("active").and_then(Value::as_str)) {
+                    // the active codes with this code, from the index (creation order)
+                    (Some(code), Some("true")) => {
+                        let d = self.data.lock().unwrap();
+                        let mut at = d
+                            .active_codes
+                            .get(&code.to_ascii_lowercase())
+                            .cloned()
+                            .unwrap_or_default();
+                        at.sort_unstable();
+                        let found: Vec<Value> = at
+                            .into_iter()
+                            .map(|i| d.codes[i].clone())
+                            .filter(filter)
+                            .collect();
+                        found
+                    }
+                    _ => self.promotion_codes().into_iter().filter(filter).collect(),
+                };
                 Self::list(items, p, "/v1/promotion_codes")
             }
-            ("GET", ["v1", "promotion_codes", id]) => match self
-                .data
-                .lock()
-                .unwrap()
-                .codes
-                .iter()
-                .find(|c| c["id"] == *id)
-            {
-                Some(c) => (StatusCode::OK, c.clone()),
-                None => err(
-                    StatusCode::NOT_FOUND,
-                    "invalid_request_error",
-                    Some("resource_missing"),
-                    Some("id"),
-                    format!("No such promotion code: '{id}'"),
-                ),
-            },
+            ("GET", ["v1", "promotion_codes", id]) => {
+                let d = self.data.lock().unwrap();
+                match d.code_pos(id) {
+                    Some(i) => (StatusCode::OK, d.codes[i].clone()),
+                    None => err(
+                        StatusCode::NOT_FOUND,
+                        "invalid_request_error",
+                        Some("resource_missing"),
+                        Some("id"),
+                        format!("No such promotion code: '{id}'"),
+                    ),
+                }
+            }
             _ => err(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",

@@ -29,6 +29,8 @@ type Out = (StatusCode, Value, Vec<(&'static str, String)>);
 const DATE_FMT: &str = "%Y-%m-%dT%H:%M:%S";
 /// Seconds a timestamp may be off, and how long a nonce stays used.
 const OAUTH_WINDOW: i64 = 900;
+/// Fewest stored nonces at which stale ones are pruned.
+const NONCE_PRUNE_MIN: usize = 1024;
 
 /// Writable fields, in schema order (the order WordPress validates and reports them).
 const WRITABLE: [&str; 19] = [
@@ -68,8 +70,40 @@ struct Data {
     coupons: Vec<Value>,
     next_id: i64,
     next_meta: i64,
-    /// OAuth nonce → unix time it was used.
+    /// OAuth nonce → unix time it was used. Entries older than the window count as unused;
+    /// they are pruned whenever the map reaches `nonce_prune_at` entries.
     nonces: HashMap<String, i64>,
+    /// Size of `nonces` at which stale entries are pruned next (doubles with the live count,
+    /// so pruning costs O(1) per request amortised).
+    nonce_prune_at: usize,
+    /// Lower-cased code → ids of the coupons holding it whose `status` is exactly `"publish"`
+    /// (the duplicate-code check and `?code=`). Kept by [`Data::index`] / [`Data::unindex`].
+    by_code: HashMap<String, Vec<i64>>,
+    /// Ids, ascending, of the coupons a default list leaves out (`status` a string other than
+    /// `"publish"`, i.e. trashed): lets an id-ordered page be cut without a scan.
+    hidden: Vec<i64>,
+}
+
+/// What the indexes of [`Data`] record about one coupon.
+struct Keys {
+    id: i64,
+    /// Lower-cased code, when the coupon is published (`status == "publish"`).
+    code: Option<String>,
+    /// Left out of a default (`status=publish`) list.
+    hidden: bool,
+}
+
+fn keys(c: &Value) -> Keys {
+    Keys {
+        id: id_of(c),
+        code: (c["status"] == "publish").then(|| lc(&c["code"])),
+        hidden: !listed(c),
+    }
+}
+
+/// Shown by a default (`status=publish`) list.
+fn listed(c: &Value) -> bool {
+    c["status"].as_str().unwrap_or("publish") == "publish"
 }
 
 /// The simulator: share it (`Arc`) between its server and the test that inspects it.
@@ -536,11 +570,15 @@ fn check_code(d: &Data, m: &Map<String, Value>, self_id: Option<i64>) -> Result<
         ));
     }
     let wanted = code.to_lowercase();
-    // stored codes are lower-cased already: compare without allocating (100,000-coupon shops)
-    let taken = d.coupons.iter().any(|c| {
-        c["code"].as_str() == Some(wanted.as_str())
-            && c["status"] == "publish"
-            && Some(id_of(c)) != self_id
+    // only the published coupons whose lower-cased code matches can hold it exactly
+    let taken = d.by_code.get(&wanted).is_some_and(|ids| {
+        ids.iter().any(|&id| {
+            Some(id) != self_id
+                && d.position(id).is_some_and(|i| {
+                    let c = &d.coupons[i];
+                    c["code"].as_str() == Some(wanted.as_str()) && c["status"] == "publish"
+                })
+        })
     });
     if taken {
         return Err(wc_err(
@@ -721,8 +759,61 @@ fn apply(c: &mut Value, m: &Map<String, Value>, hours: f64, next_meta: &mut i64)
 }
 
 impl Data {
+    /// `coupons` is kept in ascending id order (ids are unique): a binary search.
     fn position(&self, id: i64) -> Option<usize> {
-        self.coupons.iter().position(|c| id_of(c) == id)
+        self.coupons.binary_search_by_key(&id, id_of).ok()
+    }
+
+    /// Records a coupon just stored (or changed) in the indexes.
+    fn index(&mut self, k: Keys) {
+        if let Some(code) = k.code {
+            self.by_code.entry(code).or_default().push(k.id);
+        }
+        if k.hidden {
+            let p = self.hidden.partition_point(|&h| h < k.id);
+            self.hidden.insert(p, k.id);
+        }
+    }
+
+    /// Forgets a coupon about to be removed or changed (`k` from its state before).
+    fn unindex(&mut self, k: Keys) {
+        if let Some(code) = k.code
+            && let Some(ids) = self.by_code.get_mut(&code)
+        {
+            if let Some(i) = ids.iter().position(|&x| x == k.id) {
+                ids.swap_remove(i);
+            }
+            if ids.is_empty() {
+                self.by_code.remove(&code);
+            }
+        }
+        if k.hidden
+            && let Ok(p) = self.hidden.binary_search(&k.id)
+        {
+            self.hidden.remove(p);
+        }
+    }
+
+    /// Position in `coupons` of the `k`-th (0-based) coupon a default list shows, in id order
+    /// (`coupons.len()` when there are not that many): a binary search over positions, counting
+    /// the hidden coupons before each through `hidden`.
+    fn nth_listed(&self, k: usize) -> usize {
+        let n = self.coupons.len();
+        // listed coupons among positions [0, q), q >= 1
+        let upto = |q: usize| {
+            let last = id_of(&self.coupons[q - 1]);
+            q.saturating_sub(self.hidden.partition_point(|&h| h <= last))
+        };
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if upto(mid + 1) <= k {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     fn create(&mut self, cfg: &Config, input: &Value) -> Result<Value, Answer> {
@@ -743,6 +834,7 @@ impl Data {
         apply(&mut c, m, cfg.gmt_offset, &mut self.next_meta);
         let pos = self.coupons.partition_point(|x| id_of(x) < id);
         self.coupons.insert(pos, c.clone());
+        self.index(keys(&c));
         Ok(c)
     }
 
@@ -767,7 +859,10 @@ impl Data {
         let mut c = self.coupons[idx].clone();
         apply(&mut c, m, cfg.gmt_offset, &mut self.next_meta);
         bump_modified(&mut c, cfg.gmt_offset);
+        let old = keys(&self.coupons[idx]);
+        self.unindex(old);
         self.coupons[idx] = c.clone();
+        self.index(keys(&c));
         Ok(c)
     }
 
@@ -778,7 +873,9 @@ impl Data {
             return Err(invalid_id(404));
         };
         if force {
-            return Ok(self.coupons.remove(idx));
+            let c = self.coupons.remove(idx);
+            self.unindex(keys(&c));
+            return Ok(c);
         }
         if self.coupons[idx]["status"] == "trash" {
             return Err(wc_err(
@@ -788,9 +885,12 @@ impl Data {
             ));
         }
         let before = self.coupons[idx].clone();
+        self.unindex(keys(&before));
         let c = &mut self.coupons[idx];
         c["status"] = Value::String("trash".into());
         bump_modified(c, cfg.gmt_offset);
+        let k = keys(&self.coupons[idx]);
+        self.index(k);
         Ok(before)
     }
 }
@@ -910,6 +1010,9 @@ impl WooSim {
                 next_id: 1,
                 next_meta: 1,
                 nonces: HashMap::new(),
+                nonce_prune_at: NONCE_PRUNE_MIN,
+                by_code: HashMap::new(),
+                hidden: Vec::new(),
             }),
             rejections: AtomicU64::new(0),
         })
@@ -969,9 +1072,18 @@ impl WooSim {
         let Some(i) = d.position(id) else {
             return false;
         };
+        let old = keys(&d.coupons[i]);
+        d.unindex(old);
         let c = &mut d.coupons[i];
         f(&mut *c);
         bump_modified(c, hours);
+        let k = keys(&d.coupons[i]);
+        let moved = k.id != id;
+        d.index(k);
+        if moved {
+            // the closure changed the id: keep `coupons` in id order for `position`
+            d.coupons.sort_by_key(id_of);
+        }
         true
     }
 
@@ -980,7 +1092,8 @@ impl WooSim {
         let mut d = self.data.lock().unwrap();
         match d.position(id) {
             Some(i) => {
-                d.coupons.remove(i);
+                let c = d.coupons.remove(i);
+                d.unindex(keys(&c));
                 true
             }
             None => false,
@@ -1106,7 +1219,9 @@ impl WooSim {
             o.insert("meta_data".into(), Value::Array(meta));
         }
         let pos = d.coupons.partition_point(|x| id_of(x) < id);
+        let k = keys(&c);
         d.coupons.insert(pos, c);
+        d.index(k);
         id
     }
 
@@ -1216,8 +1331,15 @@ impl WooSim {
         let nonce = get("oauth_nonce");
         {
             let mut d = self.data.lock().unwrap();
-            d.nonces.retain(|_, t| *t >= now - OAUTH_WINDOW);
-            if d.nonces.contains_key(&nonce) {
+            if d.nonces.len() >= d.nonce_prune_at {
+                d.nonces.retain(|_, t| *t >= now - OAUTH_WINDOW);
+                d.nonce_prune_at = (d.nonces.len() * 2).max(NONCE_PRUNE_MIN);
+            }
+            // an entry older than the window counts as pruned
+            if d.nonces
+                .get(&nonce)
+                .is_some_and(|t| *t >= now - OAUTH_WINDOW)
+            {
                 return Err(auth_err("Invalid nonce - nonce has already been used."));
             }
         }
@@ -1279,65 +1401,107 @@ impl WooSim {
         let d = self.data.lock().unwrap();
         // `?code=`: the newest published coupon with that code, at most one
         let code_id: Option<Option<i64>> = code.map(|wanted| {
-            d.coupons
-                .iter()
+            d.by_code
+                .get(&wanted)
+                .into_iter()
+                .flatten()
+                .filter_map(|&id| d.position(id).map(|i| &d.coupons[i]))
                 .filter(|x| x["status"] == "publish" && lc(&x["code"]) == wanted)
                 .max_by_key(|x| (str_of(x, "date_created_gmt"), id_of(x)))
                 .map(id_of)
         });
-        // references until the page is cut: a list of 100,000 coupons clones only one page
-        let mut items: Vec<&Value> = d
-            .coupons
-            .iter()
-            .filter(|c| {
-                let id = id_of(c);
-                status_ok(c)
-                    && code_id.is_none_or(|cid| cid == Some(id))
-                    && search.as_ref().is_none_or(|s| {
-                        lc(&c["code"]).contains(s.as_str())
-                            || lc(&c["description"]).contains(s.as_str())
-                    })
-                    && (include.is_empty() || include.contains(&id))
-                    && !exclude.contains(&id)
-            })
-            .collect();
-        if orderby == "include" {
-            items.sort_by_key(|c| {
-                include
-                    .iter()
-                    .position(|&i| i == id_of(c))
-                    .unwrap_or(usize::MAX)
-            });
-        } else {
-            items.sort_by(|a, b| {
-                let primary = match orderby.as_str() {
-                    "id" => CmpOrdering::Equal,
-                    "title" | "slug" => str_of(a, "code").cmp(&str_of(b, "code")),
-                    "modified" => {
-                        str_of(a, "date_modified_gmt").cmp(&str_of(b, "date_modified_gmt"))
-                    }
-                    _ => str_of(a, "date_created_gmt").cmp(&str_of(b, "date_created_gmt")),
-                };
-                primary.then(id_of(a).cmp(&id_of(b)))
-            });
-            if order == "desc" {
-                items.reverse();
-            }
-        }
-        let total = items.len();
         let per = per_page as usize;
-        let pages = total.div_ceil(per);
         let page = page as usize;
         let start = match offset {
             Some(o) => o as usize,
             None => (page - 1).saturating_mul(per),
         };
-        let body: Vec<Value> = items
-            .into_iter()
-            .skip(start)
-            .take(per)
-            .map(|c| render(c, host))
-            .collect();
+        // The reconcile's query (published, by id, no filters): the coupons are stored in id
+        // order, so a page is a run of the Vec found by binary search, O(page size).
+        let fast = orderby == "id"
+            && statuses.len() == 1
+            && statuses[0] == "publish"
+            && code_id.is_none()
+            && search.is_none()
+            && include.is_empty()
+            && exclude.is_empty();
+        let (total, page_items): (usize, Vec<&Value>) = if fast {
+            let total = d.coupons.len().saturating_sub(d.hidden.len());
+            let lo = start.min(total);
+            let hi = start.saturating_add(per).min(total);
+            // the same ranks counted in ascending id order
+            let (a, b) = if order == "desc" {
+                (total - hi, total - lo)
+            } else {
+                (lo, hi)
+            };
+            let mut run: Vec<&Value> = Vec::with_capacity(b - a);
+            if b > a {
+                for c in &d.coupons[d.nth_listed(a)..] {
+                    if run.len() == b - a {
+                        break;
+                    }
+                    if listed(c) {
+                        run.push(c);
+                    }
+                }
+            }
+            if order == "desc" {
+                run.reverse();
+            }
+            (total, run)
+        } else {
+            // `?code=` names at most one coupon: filter just that one
+            let pool: &[Value] = match code_id {
+                Some(Some(cid)) => d
+                    .position(cid)
+                    .map_or(&d.coupons[..0], |i| std::slice::from_ref(&d.coupons[i])),
+                Some(None) => &d.coupons[..0],
+                None => &d.coupons,
+            };
+            // references until the page is cut: a list of 100,000 coupons clones only one page
+            let mut items: Vec<&Value> = pool
+                .iter()
+                .filter(|c| {
+                    let id = id_of(c);
+                    status_ok(c)
+                        && code_id.is_none_or(|cid| cid == Some(id))
+                        && search.as_ref().is_none_or(|s| {
+                            lc(&c["code"]).contains(s.as_str())
+                                || lc(&c["description"]).contains(s.as_str())
+                        })
+                        && (include.is_empty() || include.contains(&id))
+                        && !exclude.contains(&id)
+                })
+                .collect();
+            if orderby == "include" {
+                items.sort_by_key(|c| {
+                    include
+                        .iter()
+                        .position(|&i| i == id_of(c))
+                        .unwrap_or(usize::MAX)
+                });
+            } else {
+                items.sort_by(|a, b| {
+                    let primary = match orderby.as_str() {
+                        "id" => CmpOrdering::Equal,
+                        "title" | "slug" => str_of(a, "code").cmp(&str_of(b, "code")),
+                        "modified" => {
+                            str_of(a, "date_modified_gmt").cmp(&str_of(b, "date_modified_gmt"))
+                        }
+                        _ => str_of(a, "date_created_gmt").cmp(&str_of(b, "date_created_gmt")),
+                    };
+                    primary.then(id_of(a).cmp(&id_of(b)))
+                });
+                if order == "desc" {
+                    items.reverse();
+                }
+            }
+            let total = items.len();
+            (total, items.into_iter().skip(start).take(per).collect())
+        };
+        let pages = total.div_ceil(per);
+        let body: Vec<Value> = page_items.into_iter().map(|c| render(c, host)).collect();
         drop(d);
         let base = format!("http://{host}/wp-json/wc/v3/coupons");
         let link_for = |p: usize| {

@@ -33,7 +33,7 @@ async fn main() {
         ran.push(api::section(3_200).await);
     }
     if only("push") {
-        ran.push(push::section(env_or("PUSH_COUPONS", 10_000), 500.0, 1_000.0).await);
+        ran.push(push::section(env_or("PUSH_COUPONS", 10_000)).await);
     }
     if only("lifecycle") {
         ran.push(

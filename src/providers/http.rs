@@ -3,32 +3,36 @@
 
 use super::ProviderError;
 use backon::{ExponentialBuilder, Retryable};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::HeaderMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A token bucket for one provider connection (or one base URL, for Paddle), and the pause a
+/// The rate limit of one provider connection (or one base URL, for Paddle), and the pause a
 /// `Retry-After` puts on everything that shares it.
+///
+/// Requests are released at evenly spaced slots, `period / count` apart, so no window ever holds
+/// more than the rate allows. Each request reserves the next free slot when it asks and sleeps
+/// until then: a sender that wakes a little late does not push the following slots back, so a
+/// busy connection runs at the full rate. (A test-and-set bucket with a burst of one, as governor
+/// offers, loses every wake-up delay: 6 % of the rate at 500 requests per second on 2 cores.)
 pub struct Limiter {
-    inner: DefaultDirectRateLimiter,
+    spacing: Duration,
+    /// The earliest instant the next request may be sent.
+    next_slot: Mutex<tokio::time::Instant>,
     per_second: f64,
     /// After a 429 with `Retry-After`, no request is sent before this instant.
     paused_until: Mutex<Option<Instant>>,
 }
 
 impl Limiter {
-    /// `count` requests per `period`, evenly spaced (burst 1), so no window ever exceeds the rate.
+    /// `count` requests per `period`, evenly spaced.
     pub fn new(count: u32, period: Duration) -> Self {
-        let count = NonZeroU32::new(count.max(1)).expect("nonzero");
-        let quota = Quota::with_period(period / count.get())
-            .expect("nonzero period")
-            .allow_burst(NonZeroU32::MIN);
+        let count = count.max(1);
         Self {
-            inner: RateLimiter::direct(quota),
-            per_second: f64::from(count.get()) / period.as_secs_f64(),
+            spacing: period / count,
+            next_slot: Mutex::new(tokio::time::Instant::now()),
+            per_second: f64::from(count) / period.as_secs_f64(),
             paused_until: Mutex::new(None),
         }
     }
@@ -47,8 +51,15 @@ impl Limiter {
             .filter(|d| !d.is_zero())
     }
 
+    /// Waits for this request's slot.
     pub async fn ready(&self) {
-        self.inner.until_ready().await;
+        let slot = {
+            let mut next = self.next_slot.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + self.spacing;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
     }
 
     pub fn per_second(&self) -> f64 {
@@ -271,5 +282,31 @@ mod tests {
         assert_eq!(ra("NaN"), None);
         assert_eq!(ra("soon"), None);
         assert!(ra("Wed, 21 Oct 2099 07:28:00 GMT").is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limiter_releases_evenly_spaced_slots_at_the_full_rate() {
+        let limiter = Arc::new(Limiter::new(50, Duration::from_secs(1)));
+        let t0 = tokio::time::Instant::now();
+        let mut senders = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let l = limiter.clone();
+            senders.spawn(async move {
+                l.ready().await;
+                tokio::time::Instant::now()
+            });
+        }
+        let mut sent = senders.join_all().await;
+        sent.sort();
+        // the first at once, then one every 20 ms: 100 requests in 1.98 s, never two closer
+        assert_eq!(sent[0], t0);
+        for pair in sent.windows(2) {
+            assert_eq!(pair[1] - pair[0], Duration::from_millis(20));
+        }
+        // idle: the next request is not held back by slots nobody used
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let asked = tokio::time::Instant::now();
+        limiter.ready().await;
+        assert_eq!(tokio::time::Instant::now(), asked);
     }
 }

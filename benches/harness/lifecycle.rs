@@ -419,8 +419,9 @@ pub async fn section(coupons: usize, codes_per: usize, marks: usize) -> crate::d
     body.push_str(
         "\nWhere the time goes and why memory stays flat: start-up opens the store, runs the (already \
          applied) migrations and binds; nothing is loaded per coupon, so the time does not grow with the \
-         store. Memory is SQLite's page cache (bounded by `cache_size`, per connection), the connection \
-         pools and the in-flight requests; lists are read one page at a time. The worker claims a bounded \
+         store. Memory is mostly SQLite's page cache (its default, at most 2 MiB per connection: one \
+         writer and `store.read_connections` readers) and the in-flight requests; lists are read one page \
+         at a time, so neither grows with the store. The worker claims a bounded \
          batch of marks at a time, and marks made faster than they are pushed coalesce (a mark is a row per \
          coupon and provider holding the desired revision, so one push carries every change made before \
          it). On SIGTERM the daemon stops claiming, lets in-flight pushes finish (each waits at most for \

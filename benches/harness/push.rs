@@ -283,12 +283,14 @@ pub async fn section(n: usize) -> crate::doc::Section {
         "\nLowest achieved ÷ R: **{worst:.3}**; refusals in all runs: **{refusals}** (goal ≥ 0.95 and 0).\n"
     ));
     body.push_str(
-        "\nWhere the time goes: the limiter releases one request every 1/R s and every push waits for its \
-         turn, so the wall time is the request count ÷ R; the requests per coupon are the provider's \
-         (one coupon plus one promotion code per code for Stripe, one object per code for WooCommerce and \
-         Paddle, one discount with its codes for Shopify). Each push also costs a few SQLite write \
-         transactions (its claim, the links it records, its completion), shared by group commit and far \
-         below 1/R at these rates.\n",
+        "\nWhere the time goes: coupond's limiter gives each request the next free slot, 1/R apart \
+         (Shopify: waits until the bucket it last saw holds the mutation's cost), so the wall time is the \
+         requests ÷ R. The requests per coupon are the provider's: for Stripe one coupon plus one promotion \
+         code per code; for Paddle Billing one discount group plus one discount per code; for Paddle Classic \
+         one coupon per code; for Shopify one discount per code, created and then its metafields set (two \
+         mutations); WooCommerce takes a coupon's codes in one batch request (up to 100), so its R is set \
+         lower to be the binding limit. Each push also costs a few SQLite write transactions (the claim, the links it records, the \
+         completion), shared by group commit and well below 1/R at these rates.\n",
     );
     crate::doc::Section { name: "push", body }
 }

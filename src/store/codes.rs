@@ -47,12 +47,8 @@ pub(super) async fn insert_code(
 ) -> Result<i64> {
     let taken = || StoreError::Invalid(FieldErrors::single(path, msg::taken(path)));
     let code = match &new.code {
-        Some(c) => {
-            if code_taken(conn, program, c.as_str()).await? {
-                return Err(taken());
-            }
-            c.as_str().to_owned()
-        }
+        // a taken code fails the insert on UNIQUE (program, code): no lookup first
+        Some(c) => c.as_str().to_owned(),
         None => loop {
             let c = PromoCode::generate();
             if !code_taken(conn, program, c.as_str()).await? {

@@ -184,12 +184,8 @@ impl Store {
     ) -> Result<CouponView> {
         let mut tx = self.begin().await?;
         let uuid_code = match &new.uuid_code {
-            Some(c) => {
-                if coupon_code_taken(&mut tx, program, c.as_str()).await? {
-                    return Err(FieldErrors::single("uuid_code", msg::taken("uuid_code")).into());
-                }
-                c.as_str().to_owned()
-            }
+            // a taken code fails the insert on UNIQUE (program, uuid_code): no lookup first
+            Some(c) => c.as_str().to_owned(),
             None => loop {
                 let c = CouponCode::generate();
                 if !coupon_code_taken(&mut tx, program, c.as_str()).await? {
@@ -235,9 +231,20 @@ impl Store {
         if let Some(p) = new.sync {
             outbox::mark(&mut tx, program, id, p, 1, now).await?;
         }
-        let view = view_of(&mut tx, id, false).await?;
+        // read back what SQLite filled in; a new coupon has no redemptions to look up
+        let (_, coupon) = find_by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let sync = match coupon.sync_provider {
+            Some(p) => outbox::states(&mut tx, &[id]).await?.remove(&(id, p)),
+            None => None,
+        };
         tx.commit().await?;
-        Ok(view)
+        Ok(CouponView {
+            id,
+            redemptions: Vec::new(),
+            codes: Vec::new(),
+            sync,
+            coupon,
+        })
     }
 
     /// A live coupon with its codes.
@@ -302,20 +309,25 @@ impl Store {
             Decision::Apply(c) => c,
         };
         let provider = change.assigned.or(current.sync_provider);
+        // the provider must be told: the revision is bumped in the same statement
+        let mark_for = provider.filter(|_| change.provider_relevant);
         let q = sqlx::query(
             "UPDATE coupons SET name = ?, active = ?, discount_type = ?, discount_hundredths = ?, duration_type = ?, \
              duration_value = ?, redeem_by = ?, max_redemptions = ?, metadata = ?, \
-             times_redeemed = times_redeemed + ?, sync_provider = ?, updated_at = ? WHERE id = ?",
+             times_redeemed = times_redeemed + ?, sync_provider = ?, updated_at = ?, revision = revision + ? \
+             WHERE id = ? RETURNING revision",
         )
         .bind(&change.name);
-        bind_terms(q, &change.terms)
+        let row = bind_terms(q, &change.terms)
             .bind(metadata_to(&change.metadata))
             .bind(i64::from(change.redemption.is_some()))
             .bind(provider.map(|p| p.as_str()))
             .bind(micros(now))
+            .bind(i64::from(mark_for.is_some()))
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+        let revision: i64 = sqlx::Row::try_get(&row, 0)?;
         if let Some(key) = &change.redemption {
             sqlx::query("INSERT INTO redemptions (coupon_id, transaction_key, redeemed_at) VALUES (?, ?, ?)")
                 .bind(id)
@@ -324,8 +336,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        if change.provider_relevant {
-            touch_for_provider(&mut tx, program, id, provider, now).await?;
+        if let Some(p) = mark_for {
+            outbox::mark(&mut tx, program, id, p, revision, now).await?;
         }
         let view = view_of(&mut tx, id, false).await?;
         tx.commit().await?;

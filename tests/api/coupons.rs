@@ -541,3 +541,45 @@ async fn delete_forms() {
         StatusCode::UNPROCESSABLE_ENTITY
     );
 }
+
+/// A nested code taken by another coupon, or twice in one request, is a 422 on that code's path;
+/// nothing of the refused coupon is kept (uniqueness is the store's constraint, not a lookup).
+#[tokio::test]
+async fn taken_nested_codes_name_their_path_and_keep_nothing() {
+    let app = TestApp::spawn().await;
+    let mut first = coupon("First");
+    first["promotion_codes"] = json!([{"code": "SHARED10"}]);
+    assert_eq!(app.post("/v1/coupons", first).await.0, StatusCode::CREATED);
+    for (codes, path) in [
+        (
+            json!([{"code": "NEW10"}, {"code": "shared10"}]),
+            "promotion_codes.1.code",
+        ),
+        (
+            json!([{"code": "TWICE"}, {"code": "twice"}]),
+            "promotion_codes.1.code",
+        ),
+    ] {
+        let mut body = coupon("Second");
+        body["promotion_codes"] = codes.clone();
+        let (s, resp) = app.post("/v1/coupons", body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{codes} → {resp}");
+        assert_eq!(
+            resp["errors"][path][0], "The promotion codes.1.code has already been taken.",
+            "{resp}"
+        );
+        assert_eq!(app.get("/v1/coupons/Second").await.0, StatusCode::NOT_FOUND);
+        for c in codes.as_array().unwrap() {
+            let code = c["code"].as_str().unwrap();
+            let (s, got) = app.get(&format!("/v1/promotion-codes/{code}")).await;
+            if code.eq_ignore_ascii_case("shared10") {
+                assert_eq!(
+                    got["data"]["code"], "SHARED10",
+                    "the first coupon's code is intact"
+                );
+            } else {
+                assert_eq!(s, StatusCode::NOT_FOUND, "{code} was not kept");
+            }
+        }
+    }
+}

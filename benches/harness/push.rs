@@ -206,7 +206,18 @@ async fn push(t: Target, n: usize) -> Outcome {
     let wake = Arc::new(tokio::sync::Notify::new());
     let started = Instant::now();
     let worker = tokio::spawn(engine.clone().run(token.clone(), wake));
+    let mut last = (Instant::now(), 0usize);
     let stats = loop {
+        if last.0.elapsed() >= Duration::from_secs(10) {
+            let sent = t.sim.common().log.lock().unwrap().len();
+            println!(
+                "  {}: {:.0} req/s over the last {:.0} s ({sent} requests so far)",
+                t.label,
+                (sent - last.1) as f64 / last.0.elapsed().as_secs_f64(),
+                last.0.elapsed().as_secs_f64()
+            );
+            last = (Instant::now(), sent);
+        }
         let s = store.outbox_stats(chrono::Utc::now()).await.unwrap();
         if s.depth == 0 {
             break s;
@@ -272,7 +283,18 @@ pub async fn section(n: usize) -> crate::doc::Section {
     );
     let mut worst: f64 = f64::MAX;
     let mut refusals = 0;
+    // PUSH_PROVIDERS=stripe,shopify narrows a quick look to some providers
+    let only = std::env::var("PUSH_PROVIDERS")
+        .unwrap_or_default()
+        .to_lowercase();
     for t in targets() {
+        if !only.is_empty()
+            && !only
+                .split(',')
+                .any(|p| t.label.to_lowercase().starts_with(p.trim()))
+        {
+            continue;
+        }
         let o = push(t, n).await;
         worst = worst.min(o.ratio);
         refusals += o.throttled;

@@ -40,6 +40,18 @@ struct PacerState {
     /// Points reserved by requests sent and not yet answered: Shopify may not have charged them
     /// when it reports the bucket, so they are kept off what it reports.
     in_flight: f64,
+    /// Reservations handed out so far (their order is the order requests are sent in).
+    reserved: u64,
+    /// The reservation whose answer last set `bucket`: an answer to an earlier request that
+    /// arrives later is older news and is not taken.
+    reported_by: Option<u64>,
+}
+
+/// A request's claim on the bucket, given back with its answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Reservation {
+    cost: f64,
+    seq: u64,
 }
 
 /// Paces requests by the calculated-cost leaky bucket Shopify reports.
@@ -50,32 +62,42 @@ pub struct CostPacer {
 
 impl CostPacer {
     /// Reserves `cost` points and says how long to wait before sending.
-    pub fn reserve(&self, cost: f64) -> Duration {
+    pub fn reserve(&self, cost: f64) -> (Duration, Reservation) {
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         g.in_flight += cost;
+        g.reserved += 1;
+        let r = Reservation {
+            cost,
+            seq: g.reserved,
+        };
         let Some(b) = g.bucket.as_mut() else {
-            return Duration::ZERO;
+            return (Duration::ZERO, r);
         };
         let now = Instant::now();
         let avail =
             (b.available + now.duration_since(b.at).as_secs_f64() * b.restore_rate).min(b.maximum);
         b.available = avail - cost;
         b.at = now;
-        if b.available >= 0.0 || b.restore_rate <= 0.0 {
+        let wait = if b.available >= 0.0 || b.restore_rate <= 0.0 {
             Duration::ZERO
         } else {
             Duration::from_secs_f64(-b.available / b.restore_rate)
-        }
+        };
+        (wait, r)
     }
 
-    /// The request of `cost` got an answer: Shopify's word for the bucket
-    /// (`extensions.cost.throttleStatus`), when it gave one, replaces our estimate.
-    pub fn settle(&self, cost: f64, reported: Option<&Value>) {
+    /// The request got an answer: Shopify's word for the bucket
+    /// (`extensions.cost.throttleStatus`), when it gave one, replaces our estimate, unless a
+    /// request sent after this one has reported already.
+    pub fn settle(&self, r: Reservation, reported: Option<&Value>) {
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        g.in_flight = (g.in_flight - cost).max(0.0);
+        g.in_flight = (g.in_flight - r.cost).max(0.0);
         let Some(t) = reported.map(|c| &c["throttleStatus"]) else {
             return;
         };
+        if g.reported_by.is_some_and(|last| last > r.seq) {
+            return;
+        }
         let (Some(maximum), Some(available), Some(restore_rate)) = (
             t["maximumAvailable"].as_f64(),
             t["currentlyAvailable"].as_f64(),
@@ -84,6 +106,7 @@ impl CostPacer {
             return;
         };
         let in_flight = g.in_flight;
+        g.reported_by = Some(r.seq);
         g.bucket = Some(Bucket {
             maximum,
             available: available - in_flight,
@@ -204,7 +227,7 @@ impl ShopifyClient {
     ) -> Result<Value, ProviderError> {
         let body = json!({"query": query, "variables": variables});
         for _ in 0..5 {
-            let wait = self.pacer.reserve(cost);
+            let (wait, reservation) = self.pacer.reserve(cost);
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
@@ -221,12 +244,12 @@ impl ShopifyClient {
             let ans = match sent {
                 Ok(a) => a,
                 Err(e) => {
-                    self.pacer.settle(cost, None);
+                    self.pacer.settle(reservation, None);
                     return Err(e);
                 }
             };
             let v = ans.json();
-            self.pacer.settle(cost, v["extensions"].get("cost"));
+            self.pacer.settle(reservation, v["extensions"].get("cost"));
             let detail = || match &v["errors"] {
                 Value::String(s) => s.clone(),
                 Value::Array(a) => a
@@ -747,18 +770,19 @@ mod tests {
     #[test]
     fn the_pacer_waits_only_for_what_the_bucket_lacks() {
         let p = CostPacer::default();
-        assert_eq!(p.reserve(10.0), Duration::ZERO, "nothing known yet");
-        p.settle(10.0, Some(&json!({"throttleStatus": {"maximumAvailable": 100.0, "currentlyAvailable": 25.0, "restoreRate": 50.0}})));
-        assert_eq!(p.reserve(10.0), Duration::ZERO);
-        assert_eq!(p.reserve(10.0), Duration::ZERO);
+        let (w, first) = p.reserve(10.0);
+        assert_eq!(w, Duration::ZERO, "nothing known yet");
+        p.settle(first, Some(&json!({"throttleStatus": {"maximumAvailable": 100.0, "currentlyAvailable": 25.0, "restoreRate": 50.0}})));
+        assert_eq!(p.reserve(10.0).0, Duration::ZERO);
+        assert_eq!(p.reserve(10.0).0, Duration::ZERO);
         // 5 left: the third mutation waits (10 - 5) / 50 = 0.1 s
-        let w = p.reserve(10.0);
+        let (w, _) = p.reserve(10.0);
         assert!(
             w > Duration::from_millis(90) && w <= Duration::from_millis(100),
             "{w:?}"
         );
         // a fourth queues behind it
-        let w = p.reserve(10.0);
+        let (w, _) = p.reserve(10.0);
         assert!(
             w > Duration::from_millis(290) && w <= Duration::from_millis(300),
             "{w:?}"
@@ -766,17 +790,30 @@ mod tests {
 
         // a report that arrives while another request is in flight keeps that one's points off
         let p = CostPacer::default();
-        p.reserve(10.0);
-        p.reserve(10.0);
-        p.settle(10.0, Some(&json!({"throttleStatus": {"maximumAvailable": 100.0, "currentlyAvailable": 15.0, "restoreRate": 50.0}})));
-        let w = p.reserve(10.0);
+        let (_, a) = p.reserve(10.0);
+        let (_, b) = p.reserve(10.0);
+        p.settle(a, Some(&json!({"throttleStatus": {"maximumAvailable": 100.0, "currentlyAvailable": 15.0, "restoreRate": 50.0}})));
+        let (w, d) = p.reserve(10.0);
         assert!(
             w > Duration::from_millis(90) && w <= Duration::from_millis(100),
             "{w:?}"
         );
         // a failed send releases its points
-        p.settle(10.0, None);
-        p.settle(10.0, None);
+        p.settle(b, None);
+        p.settle(d, None);
         assert_eq!(p.state.lock().unwrap().in_flight, 0.0);
+    }
+
+    #[test]
+    fn an_answer_overtaken_by_a_later_request_does_not_reset_the_estimate() {
+        let p = CostPacer::default();
+        let (_, early) = p.reserve(10.0);
+        let (_, late) = p.reserve(10.0);
+        // the later request's answer comes first: 20 points left
+        p.settle(late, Some(&json!({"throttleStatus": {"maximumAvailable": 100.0, "currentlyAvailable": 20.0, "restoreRate": 50.0}})));
+        // the earlier one's answer, computed before the later request was charged, says 30
+        p.settle(early, Some(&json!({"throttleStatus": {"maximumAvailable": 100.0, "currentlyAvailable": 30.0, "restoreRate": 50.0}})));
+        let (avail, _, _) = p.state().unwrap();
+        assert!(avail < 21.0, "the older report was taken: {avail}");
     }
 }

@@ -78,10 +78,14 @@ impl CostPacer {
             (b.available + now.duration_since(b.at).as_secs_f64() * b.restore_rate).min(b.maximum);
         b.available = avail - cost;
         b.at = now;
-        let wait = if b.available >= 0.0 || b.restore_rate <= 0.0 {
+        // one mutation's worth stays in the bucket for the estimate's error (the clocks, the
+        // whole points Shopify reports): it lowers the level the bucket is drained to, not the
+        // rate, which is the restore rate either way
+        let short = MUTATION_COST - b.available;
+        let wait = if short <= 0.0 || b.restore_rate <= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-b.available / b.restore_rate)
+            Duration::from_secs_f64(short / b.restore_rate)
         };
         (wait, r)
     }
@@ -773,15 +777,15 @@ mod tests {
         let (w, first) = p.reserve(10.0);
         assert_eq!(w, Duration::ZERO, "nothing known yet");
         p.settle(first, Some(&json!({"throttleStatus": {"maximumAvailable": 100.0, "currentlyAvailable": 25.0, "restoreRate": 50.0}})));
+        // 25 points, of which 10 are kept in reserve: the first goes at once
         assert_eq!(p.reserve(10.0).0, Duration::ZERO);
-        assert_eq!(p.reserve(10.0).0, Duration::ZERO);
-        // 5 left: the third mutation waits (10 - 5) / 50 = 0.1 s
+        // 5 left after the second: it waits until 10 are back, (10 - 5) / 50 = 0.1 s
         let (w, _) = p.reserve(10.0);
         assert!(
             w > Duration::from_millis(90) && w <= Duration::from_millis(100),
             "{w:?}"
         );
-        // a fourth queues behind it
+        // a third queues behind it
         let (w, _) = p.reserve(10.0);
         assert!(
             w > Duration::from_millis(290) && w <= Duration::from_millis(300),
@@ -793,9 +797,10 @@ mod tests {
         let (_, a) = p.reserve(10.0);
         let (_, b) = p.reserve(10.0);
         p.settle(a, Some(&json!({"throttleStatus": {"maximumAvailable": 100.0, "currentlyAvailable": 15.0, "restoreRate": 50.0}})));
+        // 15 - 10 in flight = 5; after this one -5, and 10 are kept: (10 + 5) / 50 = 0.3 s
         let (w, d) = p.reserve(10.0);
         assert!(
-            w > Duration::from_millis(90) && w <= Duration::from_millis(100),
+            w > Duration::from_millis(290) && w <= Duration::from_millis(300),
             "{w:?}"
         );
         // a failed send releases its points

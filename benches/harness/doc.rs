@@ -34,7 +34,7 @@ pub fn write(ran: &[Section]) {
     let _ = writeln!(doc, "# Benchmarks\n");
     let _ = writeln!(
         doc,
-        "Reproduce with `cargo bench --bench harness` (all sections, about 20 minutes) or \
+        "Reproduce with `cargo bench --bench harness` (all sections, about 25 minutes) or \
          `cargo bench --bench harness -- <section>` with one of `api`, `push`, `lifecycle`, \
          `reconcile`, `mirror`; a run rewrites only the sections it measured. The harness prints the \
          same tables. Each section says when, at which commit and on which machine it was measured; \

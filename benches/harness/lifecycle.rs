@@ -103,14 +103,7 @@ impl Daemon {
     }
 
     async fn outbox_depth(&self, client: &reqwest::Client) -> i64 {
-        let v: serde_json::Value = client
-            .get(format!("{}/status", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(client, &format!("{}/status", self.base)).await;
         v["components"]["outbox"]["depth"].as_i64().unwrap_or(-1)
     }
 
@@ -119,6 +112,30 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A name change of one coupon through the API: one outbox mark, acknowledged once committed.
+async fn rename(client: &reqwest::Client, base: &str, uuid_code: String, name: String) {
+    let r = client
+        .put(format!("{base}/v1/coupons"))
+        .bearer_auth(API_KEY)
+        .json(&json!({"uuid_code": uuid_code, "name": name}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
 }
 
 /// Fills the store in this process (the daemon is not running): `coupons` coupons with
@@ -259,15 +276,11 @@ pub async fn section(coupons: usize, codes_per: usize, marks: usize) -> crate::d
     let mut page = 1;
     let mut seen = 0;
     loop {
-        let v: serde_json::Value = client
-            .get(format!("{}/v1/coupons?limit=250&page={page}", d.base))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(
+            &client,
+            &format!("{}/v1/coupons?limit=250&page={page}", d.base),
+        )
+        .await;
         let n = v["data"].as_array().map_or(0, Vec::len);
         seen += n;
         if n < 250 {
@@ -295,15 +308,13 @@ pub async fn section(coupons: usize, codes_per: usize, marks: usize) -> crate::d
             let (client, base, done) = (client.clone(), d.base.clone(), done.clone());
             tokio::spawn(async move {
                 for i in (c..marks).step_by(CLIENTS) {
-                    let body = json!({"uuid_code": format!("L{:05}", i % POOL), "name": format!("mark {i}")});
-                    let r = client
-                        .put(format!("{base}/v1/coupons"))
-                        .bearer_auth(API_KEY)
-                        .json(&body)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert!(r.status().is_success(), "{}", r.status());
+                    rename(
+                        &client,
+                        &base,
+                        format!("L{:05}", i % POOL),
+                        format!("mark {i}"),
+                    )
+                    .await;
                     done.fetch_add(1, Relaxed);
                 }
             })
@@ -356,15 +367,7 @@ pub async fn section(coupons: usize, codes_per: usize, marks: usize) -> crate::d
         ..Default::default()
     });
     for i in 0..POOL {
-        let body = json!({"uuid_code": format!("L{i:05}"), "name": format!("backlog {i}")});
-        let r = client
-            .put(format!("{}/v1/coupons", d.base))
-            .bearer_auth(API_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+        rename(&client, &d.base, format!("L{i:05}"), format!("backlog {i}")).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let backlog = d.outbox_depth(&client).await;

@@ -46,7 +46,7 @@ async fn main() {
         );
     }
     if only("reconcile") {
-        ran.push(reconcile::section(10_000, 100_000).await);
+        ran.push(reconcile::section(&[10_000, 100_000, 300_000]).await);
     }
     if only("mirror") {
         ran.push(mirror::section(10_000).await);

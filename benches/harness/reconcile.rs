@@ -137,9 +137,11 @@ async fn reconcile(n: usize) -> (String, u64) {
     (line, peak)
 }
 
-pub async fn section(small: usize, large: usize) -> crate::doc::Section {
-    let (small_row, small_peak) = reconcile(small).await;
-    let (large_row, large_peak) = reconcile(large).await;
+pub async fn section(sizes: &[usize]) -> crate::doc::Section {
+    let mut runs = Vec::new();
+    for &n in sizes {
+        runs.push((n, reconcile(n).await));
+    }
     let mut body = String::new();
     body.push_str("## Reconcile\n\n");
     body.push_str(&crate::common::stamp());
@@ -151,15 +153,19 @@ pub async fn section(small: usize, large: usize) -> crate::doc::Section {
          Peak RSS is the process's VmHWM, sampled from /proc every 5 ms.\n\n",
     );
     body.push_str("| benchmark | workload | requests | wall time | reconcile CPU | rate | peak RSS |\n|---|---|---|---|---|---|---|\n");
-    body.push_str(&small_row);
+    for (_, (row, _)) in &runs {
+        body.push_str(row);
+        body.push('\n');
+    }
     body.push('\n');
-    body.push_str(&large_row);
-    body.push('\n');
-    body.push_str(&format!(
-        "\nPeak RSS with {}× the codes: {:.2}× ({small_peak} KiB → {large_peak} KiB).\n",
-        large / small.max(1),
-        large_peak as f64 / small_peak.max(1) as f64,
-    ));
+    for pair in runs.windows(2) {
+        let ((a, (_, pa)), (b, (_, pb))) = (&pair[0], &pair[1]);
+        body.push_str(&format!(
+            "From {a} to {b} codes: peak RSS {:.2}× ({pa} KiB → {pb} KiB), {:.0} bytes per added code.\n",
+            *pb as f64 / (*pa).max(1) as f64,
+            (pb.saturating_sub(*pa) * 1024) as f64 / (b - a).max(1) as f64,
+        ));
+    }
     body.push_str(
         "\nWhere the time goes and why memory stays flat: objects are read one page (100) at a time, the links \
          of that page only are looked up in SQLite (`json_each`), desired states are cached for the page, and \

@@ -18,9 +18,7 @@ use crate::store::Store;
 use crate::store::outbox::{DesiredState, Link, LinkChange};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::HashMap;
 
 /// A provider whose objects are one per code.
 pub enum Source<'a> {
@@ -50,12 +48,6 @@ struct Remote {
     /// The provider's redemption count.
     used: Option<i64>,
     raw: Value,
-}
-
-fn hash(s: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
 }
 
 fn fields(d: Vec<(String, String, String)>) -> Vec<FieldDrift> {
@@ -357,7 +349,45 @@ pub async fn scan(
         Source::WooCommerce(c) => Some(c.shop().await?),
         _ => None,
     };
-    let mut seen: HashSet<u64> = HashSet::new();
+    // the objects read are recorded in the store, not in memory: the run's memory is a page
+    let run = store.seen_begin(started).await?;
+    let scanned = scan_pages(
+        store,
+        src,
+        program,
+        currency,
+        shop.as_ref(),
+        &run,
+        &mut report,
+    )
+    .await;
+    let missing = match scanned {
+        Ok(()) => find_missing(store, program, provider, &run, started, &mut report).await,
+        Err(e) => Err(e),
+    };
+    store.seen_end(&run).await?;
+    missing?;
+    for f in &report.findings {
+        match f.class {
+            "drifted" => report.counts.drifted += 1,
+            "missing" => report.counts.missing += 1,
+            _ => report.counts.orphan += 1,
+        }
+    }
+    Ok(report)
+}
+
+/// Reads every object of the connection, a page at a time, and classifies it.
+async fn scan_pages(
+    store: &Store,
+    src: &Source<'_>,
+    program: &str,
+    currency: &str,
+    shop: Option<&Shop>,
+    run: &str,
+    report: &mut ConnectionReport,
+) -> anyhow::Result<()> {
+    let provider = src.kind();
     let mut cursor: Option<String> = None;
     loop {
         let (items, next) = src.page(program, cursor.take()).await?;
@@ -374,6 +404,7 @@ pub async fn scan(
             .filter(|(_, l)| l.kind == "code")
             .map(|(id, l)| (l.remote_id.clone(), (id, l)))
             .collect();
+        store.seen_add(run, &ids, Utc::now()).await?;
         let mut desired: HashMap<i64, DesiredState> = HashMap::new();
         let mut used = Vec::new();
         let now = Utc::now();
@@ -382,7 +413,6 @@ pub async fn scan(
                 report.counts.foreign += 1;
                 continue;
             }
-            seen.insert(hash(&r.id));
             let orphan = |r: &Remote| Finding {
                 class: "orphan",
                 kind: "code",
@@ -420,7 +450,7 @@ pub async fn scan(
             let ctx = Ctx {
                 program,
                 currency,
-                shop: shop.as_ref(),
+                shop,
                 now,
             };
             let Some((drift, theirs)) = src.drift(&ctx, d, code, r).await else {
@@ -449,24 +479,31 @@ pub async fn scan(
         store.record_redemptions(provider, &used, now).await?;
         match next {
             Some(c) => cursor = Some(c),
-            None => break,
+            None => return Ok(()),
         }
     }
+}
+
+/// Adds a finding for each link whose object the run did not read.
+async fn find_missing(
+    store: &Store,
+    program: &str,
+    provider: ProviderKind,
+    run: &str,
+    started: DateTime<Utc>,
+    report: &mut ConnectionReport,
+) -> anyhow::Result<()> {
     // links whose object the provider no longer has (links written during the scan are left to
     // the next run: the push that wrote them may have created what the scan read before)
     let since = started.timestamp_micros();
     let mut after = 0;
     loop {
-        let page = store.links_page(program, provider, after, 500).await?;
+        let page = store.links_page(program, provider, run, after, 500).await?;
         let Some(last) = page.last() else { break };
         after = last.rowid;
         for pl in page {
             let l = &pl.link;
-            if l.kind != "code"
-                || l.remote_id.is_empty()
-                || pl.updated_at >= since
-                || seen.contains(&hash(&l.remote_id))
-            {
+            if l.kind != "code" || l.remote_id.is_empty() || pl.updated_at >= since {
                 continue;
             }
             report.findings.push(Finding {
@@ -484,14 +521,7 @@ pub async fn scan(
             });
         }
     }
-    for f in &report.findings {
-        match f.class {
-            "drifted" => report.counts.drifted += 1,
-            "missing" => report.counts.missing += 1,
-            _ => report.counts.orphan += 1,
-        }
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// The message of a repaired finding.

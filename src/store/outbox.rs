@@ -1059,10 +1059,59 @@ impl Store {
     }
 
     /// One page of a program × provider's links, after `after` (a rowid), in rowid order.
+    /// Starts a record of the provider objects a reconcile run reads; returns the run's token.
+    /// Clears what runs that ended a day ago or more (a crashed one) left behind.
+    pub async fn seen_begin(&self, now: DateTime<Utc>) -> Result<String> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM reconcile_seen WHERE at < ?")
+            .bind(micros(now) - 86_400_000_000)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// Records that the run read these provider object ids.
+    pub async fn seen_add(
+        &self,
+        run: &str,
+        remote_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if remote_ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO reconcile_seen (run, remote_id, at) SELECT ?, value, ? FROM json_each(?)",
+        )
+        .bind(run)
+        .bind(micros(now))
+        .bind(serde_json::to_string(remote_ids).unwrap_or_else(|_| "[]".into()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets what the run read.
+    pub async fn seen_end(&self, run: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM reconcile_seen WHERE run = ?")
+            .bind(run)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A page of the connection's links, in rowid order after `after`, leaving out those whose
+    /// provider object the reconcile run `unseen_by` has read.
     pub async fn links_page(
         &self,
         program: &str,
         provider: ProviderKind,
+        unseen_by: &str,
         after: i64,
         limit: i64,
     ) -> Result<Vec<PagedLink>> {
@@ -1070,11 +1119,14 @@ impl Store {
         let rows: Vec<(i64, i64, String, String, String, String, String, i64)> = sqlx::query_as(
             "SELECT l.rowid, l.coupon_id, l.object_kind, l.local_key, l.remote_id, l.fingerprint, l.remote, l.updated_at \
              FROM provider_links l JOIN coupons c ON c.id = l.coupon_id \
-             WHERE l.provider = ? AND c.program = ? AND l.rowid > ? ORDER BY l.rowid LIMIT ?",
+             WHERE l.provider = ? AND c.program = ? AND l.rowid > ? \
+               AND NOT EXISTS (SELECT 1 FROM reconcile_seen s WHERE s.run = ? AND s.remote_id = l.remote_id) \
+             ORDER BY l.rowid LIMIT ?",
         )
         .bind(provider.as_str())
         .bind(program)
         .bind(after)
+        .bind(unseen_by)
         .bind(limit)
         .fetch_all(&self.read)
         .await?;

@@ -199,6 +199,18 @@ async fn woocommerce_drift_is_reported_exactly_and_repaired() {
         "publish",
         "foreign objects are never touched"
     );
+    // the objects a run read are recorded in the store for that run only
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("coupond.db").display()
+    ))
+    .await
+    .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reconcile_seen")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "a run's record of what it read ends with the run");
     let r = redemptions(&d, "A").await;
     let counts: Vec<(String, i64)> = r
         .as_array()

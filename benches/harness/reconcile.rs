@@ -169,8 +169,8 @@ pub async fn section(sizes: &[usize]) -> crate::doc::Section {
     body.push_str(
         "\nWhere the time goes and why memory stays flat: objects are read one page (100) at a time, the links \
          of that page only are looked up in SQLite (`json_each`), desired states are cached for the page, and \
-         missing objects are found by paging through the links against 8-byte hashes of the ids seen (0.8 MB \
-         for 100,000). \"reconcile CPU\" is the CPU time of the reconcile process itself (from /proc); the rest \
+         the ids of each page read are recorded in SQLite for the run (`reconcile_seen`), and links whose \
+         object was not read are found a page of links at a time with one query. \"reconcile CPU\" is the CPU time of the reconcile process itself (from /proc); the rest \
          of the wall time is the simulator's (in the harness process) and the loopback round trips.\n",
     );
     crate::doc::Section {

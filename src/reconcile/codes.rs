@@ -351,29 +351,24 @@ pub async fn scan(
     };
     // the objects read are recorded in the store, not in memory: the run's memory is a page
     let run = store.seen_begin(started).await?;
-    let scanned = scan_pages(
-        store,
-        src,
-        program,
-        currency,
-        shop.as_ref(),
-        &run,
-        &mut report,
-    )
-    .await;
-    let missing = match scanned {
-        Ok(()) => find_missing(store, program, provider, &run, started, &mut report).await,
-        Err(e) => Err(e),
-    };
-    store.seen_end(&run).await?;
-    missing?;
-    for f in &report.findings {
-        match f.class {
-            "drifted" => report.counts.drifted += 1,
-            "missing" => report.counts.missing += 1,
-            _ => report.counts.orphan += 1,
-        }
+    let scanned = async {
+        scan_pages(
+            store,
+            src,
+            program,
+            currency,
+            shop.as_ref(),
+            &run,
+            &mut report,
+        )
+        .await?;
+        find_missing(store, program, provider, &run, started, &mut report).await
     }
+    .await;
+    // the run's record goes whether or not the scan got through
+    store.seen_end(&run).await?;
+    scanned?;
+    report.count_findings();
     Ok(report)
 }
 

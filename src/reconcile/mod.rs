@@ -64,6 +64,17 @@ pub struct ConnectionReport {
 }
 
 impl ConnectionReport {
+    /// Counts the findings by class.
+    fn count_findings(&mut self) {
+        for f in &self.findings {
+            match f.class {
+                "drifted" => self.counts.drifted += 1,
+                "missing" => self.counts.missing += 1,
+                _ => self.counts.orphan += 1,
+            }
+        }
+    }
+
     fn drift_left(&self) -> bool {
         self.counts.drifted + self.counts.missing + self.counts.orphan > 0
     }
@@ -316,13 +327,7 @@ async fn scan_stripe(
             });
         }
     }
-    for f in &report.findings {
-        match f.class {
-            "drifted" => report.counts.drifted += 1,
-            "missing" => report.counts.missing += 1,
-            _ => report.counts.orphan += 1,
-        }
-    }
+    report.count_findings();
     Ok(report)
 }
 

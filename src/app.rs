@@ -173,7 +173,7 @@ impl App {
             ))
         });
         // The Prometheus recorder keeps histogram samples until upkeep folds them into their
-        // buckets; without a scrape they would pile up (about 18 MiB per 1,000,000 outbox marks
+        // buckets; without a scrape they would pile up (about 19 MiB per 1,000,000 outbox marks
         // in the lifecycle benchmark).
         let upkeep = api::status::prometheus().map(|handle| {
             let t = token.clone();

@@ -1058,7 +1058,6 @@ impl Store {
             .collect())
     }
 
-    /// One page of a program × provider's links, after `after` (a rowid), in rowid order.
     /// Starts a record of the provider objects a reconcile run reads; returns the run's token.
     /// Clears what runs that ended a day ago or more (a crashed one) left behind.
     pub async fn seen_begin(&self, now: DateTime<Utc>) -> Result<String> {
@@ -1105,8 +1104,8 @@ impl Store {
         Ok(())
     }
 
-    /// A page of the connection's links, in rowid order after `after`, leaving out those whose
-    /// provider object the reconcile run `unseen_by` has read.
+    /// One page of a program × provider's links, after `after` (a rowid), in rowid order,
+    /// leaving out those whose provider object the reconcile run `unseen_by` has read.
     pub async fn links_page(
         &self,
         program: &str,

@@ -2,8 +2,9 @@
 //! Prints its figures and rewrites the measured sections of `docs/BENCHMARKS.md`.
 //!
 //! Sections: `api`, `push`, `lifecycle`, `reconcile`, `mirror` (all when none is named).
-//! `PUSH_COUPONS`, `LIFECYCLE_COUPONS` and `LIFECYCLE_MARKS` shrink the largest workloads for a
-//! quick look (the documented figures use the defaults).
+//! `PUSH_COUPONS`, `LIFECYCLE_COUPONS`, `LIFECYCLE_MARKS`, `RECONCILE_CODES` and
+//! `RECONCILE_PROVIDERS` shrink the largest workloads for a quick look (the documented figures use
+//! the defaults).
 
 mod api;
 mod common;
@@ -46,7 +47,26 @@ async fn main() {
         );
     }
     if only("reconcile") {
-        ran.push(reconcile::section(&[10_000, 100_000, 300_000]).await);
+        // RECONCILE_PROVIDERS=stripe and RECONCILE_CODES=10000 narrow a quick look
+        let providers: Vec<reconcile::Provider> = match std::env::var("RECONCILE_PROVIDERS") {
+            Ok(p) => p
+                .split(',')
+                .map(|p| match p.trim() {
+                    "stripe" => reconcile::Provider::Stripe,
+                    "woocommerce" => reconcile::Provider::WooCommerce,
+                    other => panic!("RECONCILE_PROVIDERS: unknown provider {other:?}"),
+                })
+                .collect(),
+            Err(_) => vec![
+                reconcile::Provider::WooCommerce,
+                reconcile::Provider::Stripe,
+            ],
+        };
+        let sizes: Vec<usize> = match std::env::var("RECONCILE_CODES") {
+            Ok(n) => vec![n.parse().expect("RECONCILE_CODES: a number of codes")],
+            Err(_) => vec![10_000, 100_000, 300_000],
+        };
+        ran.push(reconcile::section(&providers, &sizes).await);
     }
     if only("mirror") {
         ran.push(mirror::section(10_000).await);

@@ -1,9 +1,9 @@
 //! Reconcile of the providers that hold one object per promotion code (Shopify, WooCommerce,
 //! Paddle Billing, Paddle Classic). Memory is bounded by a page: the provider's objects are read
 //! one page at a time, their links are looked up for that page only, and missing objects are found
-//! by paging through the store's links against a set of 8-byte hashes of the ids seen.
+//! by paging through the store's links against the ids the run recorded in `reconcile_seen`.
 
-use super::{ConnectionReport, Counts, Finding};
+use super::{ConnectionReport, DesiredCache, Finding};
 use crate::domain::{PromotionCode, ProviderKind};
 use crate::providers::paddle_billing::{self, PaddleBillingClient, mapping::DiscountSpec};
 use crate::providers::paddle_classic::{
@@ -337,14 +337,7 @@ pub async fn scan(
 ) -> anyhow::Result<ConnectionReport> {
     let provider = src.kind();
     let started = Utc::now();
-    let mut report = ConnectionReport {
-        program: program.into(),
-        provider: provider.as_str(),
-        counts: Counts::default(),
-        findings: Vec::new(),
-        error: None,
-        requests: 0,
-    };
+    let mut report = ConnectionReport::new(program, provider);
     let shop = match src {
         Source::WooCommerce(c) => Some(c.shop().await?),
         _ => None,
@@ -362,7 +355,16 @@ pub async fn scan(
             &mut report,
         )
         .await?;
-        find_missing(store, program, provider, &run, started, &mut report).await
+        super::find_missing(
+            store,
+            program,
+            provider,
+            &["code"],
+            &run,
+            started,
+            &mut report,
+        )
+        .await
     }
     .await;
     // the run's record goes whether or not the scan got through
@@ -384,6 +386,7 @@ async fn scan_pages(
 ) -> anyhow::Result<()> {
     let provider = src.kind();
     let mut cursor: Option<String> = None;
+    let mut desired = DesiredCache::default();
     loop {
         let (items, next) = src.page(program, cursor.take()).await?;
         report.requests += 1;
@@ -400,7 +403,6 @@ async fn scan_pages(
             .map(|(id, l)| (l.remote_id.clone(), (id, l)))
             .collect();
         store.seen_add(run, &ids, Utc::now()).await?;
-        let mut desired: HashMap<i64, DesiredState> = HashMap::new();
         let mut used = Vec::new();
         let now = Utc::now();
         for r in &items {
@@ -424,10 +426,7 @@ async fn scan_pages(
                 }
                 continue;
             };
-            if !desired.contains_key(cid) {
-                desired.insert(*cid, store.desired_state(*cid).await?.0);
-            }
-            let d = &desired[cid];
+            let d = desired.get(store, *cid).await?;
             let want = d
                 .codes
                 .iter()
@@ -472,51 +471,12 @@ async fn scan_pages(
             }
         }
         store.record_redemptions(provider, &used, now).await?;
+        desired.page_done();
         match next {
             Some(c) => cursor = Some(c),
             None => return Ok(()),
         }
     }
-}
-
-/// Adds a finding for each link whose object the run did not read.
-async fn find_missing(
-    store: &Store,
-    program: &str,
-    provider: ProviderKind,
-    run: &str,
-    started: DateTime<Utc>,
-    report: &mut ConnectionReport,
-) -> anyhow::Result<()> {
-    // links whose object the provider no longer has (links written during the scan are left to
-    // the next run: the push that wrote them may have created what the scan read before)
-    let since = started.timestamp_micros();
-    let mut after = 0;
-    loop {
-        let page = store.links_page(program, provider, run, after, 500).await?;
-        let Some(last) = page.last() else { break };
-        after = last.rowid;
-        for pl in page {
-            let l = &pl.link;
-            if l.kind != "code" || l.remote_id.is_empty() || pl.updated_at >= since {
-                continue;
-            }
-            report.findings.push(Finding {
-                class: "missing",
-                kind: "code",
-                remote_id: l.remote_id.clone(),
-                uuid_code: None,
-                code: Some(l.local_key.clone()),
-                fields: vec![],
-                coupon_id: Some(pl.coupon_id),
-                change: Some(LinkChange::Drop {
-                    kind: l.kind.clone(),
-                    local_key: l.local_key.clone(),
-                }),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// The message of a repaired finding.

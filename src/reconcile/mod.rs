@@ -21,7 +21,7 @@ use anyhow::Context;
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +64,17 @@ pub struct ConnectionReport {
 }
 
 impl ConnectionReport {
+    fn new(program: &str, provider: ProviderKind) -> Self {
+        ConnectionReport {
+            program: program.into(),
+            provider: provider.as_str(),
+            counts: Counts::default(),
+            findings: Vec::new(),
+            error: None,
+            requests: 0,
+        }
+    }
+
     /// Counts the findings by class.
     fn count_findings(&mut self) {
         for f in &self.findings {
@@ -84,251 +95,315 @@ fn ours(v: &Value, program: &str) -> bool {
     v["metadata"][MARKER] == "1" && v["metadata"][MARKER_PROGRAM] == program
 }
 
-/// Pages through a Stripe list endpoint, one page (≤ 100 objects) at a time.
-async fn each_page(
-    client: &StripeClient,
-    path: &str,
-    requests: &mut u64,
-    mut f: impl FnMut(&Value),
-) -> anyhow::Result<()> {
-    let mut after: Option<String> = None;
-    loop {
-        let q = match &after {
-            Some(a) => format!("{path}?limit=100&starting_after={a}"),
-            None => format!("{path}?limit=100"),
+/// The desired states of the coupons a scan meets, kept while neighbouring pages use them.
+/// Providers list objects in creation order, and the codes that concurrent workers pushed
+/// interleave a few coupons, so one coupon's codes spread over a few pages: without the cache each
+/// page would load each of its coupons (and all their codes) again. Bounded: a state the last two
+/// pages did not use is dropped.
+#[derive(Default)]
+struct DesiredCache {
+    states: HashMap<i64, (DesiredState, u64)>,
+    page: u64,
+}
+
+impl DesiredCache {
+    async fn get(&mut self, store: &Store, coupon_id: i64) -> anyhow::Result<&DesiredState> {
+        let page = self.page;
+        let entry = match self.states.entry(coupon_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((store.desired_state(coupon_id).await?.0, page))
+            }
         };
-        let page = client.get("reconcile_list", &q).await?;
-        *requests += 1;
-        let data = page["data"].as_array().cloned().unwrap_or_default();
-        for o in &data {
-            f(o);
-        }
-        if page["has_more"] != true || data.is_empty() {
-            return Ok(());
-        }
-        after = data
-            .last()
-            .and_then(|o| o["id"].as_str())
-            .map(str::to_owned);
+        entry.1 = page;
+        Ok(&entry.0)
+    }
+
+    /// Called after each page.
+    fn page_done(&mut self) {
+        self.page += 1;
+        let page = self.page;
+        self.states.retain(|_, (_, used)| *used + 2 >= page);
     }
 }
 
-/// A coupon's desired state, read once per scan.
-async fn desired_of<'a>(
-    store: &Store,
-    cache: &'a mut HashMap<i64, DesiredState>,
-    id: i64,
-) -> anyhow::Result<&'a DesiredState> {
-    Ok(match cache.entry(id) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(v) => v.insert(store.desired_state(id).await?.0),
-    })
+/// One page (≤ 100 objects) of a Stripe list endpoint after the object `after`, and the id to
+/// continue after when Stripe has more.
+async fn stripe_page(
+    client: &StripeClient,
+    path: &str,
+    after: Option<&str>,
+) -> anyhow::Result<(Vec<Value>, Option<String>)> {
+    let q = match after {
+        Some(a) => format!("{path}?limit=100&starting_after={a}"),
+        None => format!("{path}?limit=100"),
+    };
+    let mut page = client.get("reconcile_list", &q).await?;
+    let data = match page["data"].take() {
+        Value::Array(data) => data,
+        _ => Vec::new(),
+    };
+    let next = if page["has_more"] == true {
+        data.last()
+            .and_then(|o| o["id"].as_str())
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    Ok((data, next))
 }
 
-/// Scans one Stripe connection and classifies every object.
+/// Scans one Stripe connection and classifies every object. Memory is bounded by a page, as in
+/// [`codes::scan`]: coupons, then promotion codes, are read one page at a time, their links are
+/// looked up for that page only, and the ids read are recorded in the store for `find_missing`.
 async fn scan_stripe(
     store: &Store,
     client: &StripeClient,
     program: &str,
     currency: &str,
 ) -> anyhow::Result<ConnectionReport> {
-    let links = store.links_of(program, ProviderKind::Stripe).await?;
-    let by_remote: HashMap<String, (i64, Link)> = links
-        .iter()
-        .map(|(id, l)| (l.remote_id.clone(), (*id, l.clone())))
-        .collect();
-    let mut report = ConnectionReport {
-        program: program.into(),
-        provider: "stripe",
-        counts: Counts::default(),
-        findings: Vec::new(),
-        error: None,
-        requests: 0,
-    };
-    let now = Utc::now();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut desired_cache = HashMap::new();
-    let mut coupons = Vec::new();
-    each_page(client, "/v1/coupons", &mut report.requests, |c| {
-        coupons.push(c.clone())
-    })
-    .await?;
-    for c in &coupons {
-        if !ours(c, program) {
-            report.counts.foreign += 1;
-            continue;
+    let started = Utc::now();
+    let mut report = ConnectionReport::new(program, ProviderKind::Stripe);
+    let run = store.seen_begin(started).await?;
+    let mut desired = DesiredCache::default();
+    let scanned = async {
+        for (path, kind) in [("/v1/coupons", "coupon"), ("/v1/promotion_codes", "code")] {
+            let mut after: Option<String> = None;
+            loop {
+                let (page, next) = stripe_page(client, path, after.as_deref()).await?;
+                report.requests += 1;
+                let stripe = StripePage {
+                    store,
+                    program,
+                    currency,
+                    kind,
+                };
+                stripe
+                    .classify(&page, &run, &mut desired, &mut report)
+                    .await?;
+                desired.page_done();
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
         }
-        let id = c["id"].as_str().unwrap_or_default().to_owned();
-        seen.insert(id.clone());
-        let uuid = c["metadata"]["coupond_coupon"].as_str().map(str::to_owned);
-        let linked = by_remote.get(&id).filter(|(_, l)| l.kind == "coupon");
-        let Some((cid, link)) = linked else {
-            report.findings.push(Finding {
+        find_missing(
+            store,
+            program,
+            ProviderKind::Stripe,
+            &["coupon", "code"],
+            &run,
+            started,
+            &mut report,
+        )
+        .await
+    }
+    .await;
+    // the run's record goes whether or not the scan got through
+    store.seen_end(&run).await?;
+    scanned?;
+    report.count_findings();
+    Ok(report)
+}
+
+/// What classifying one page of a Stripe listing needs.
+struct StripePage<'a> {
+    store: &'a Store,
+    program: &'a str,
+    currency: &'a str,
+    /// `coupon` or `code`: the listing the page comes from.
+    kind: &'static str,
+}
+
+impl StripePage<'_> {
+    async fn classify(
+        &self,
+        page: &[Value],
+        run: &str,
+        desired: &mut DesiredCache,
+        report: &mut ConnectionReport,
+    ) -> anyhow::Result<()> {
+        let (store, program, kind) = (self.store, self.program, self.kind);
+        let id_of = |o: &Value| o["id"].as_str().unwrap_or_default().to_owned();
+        let ids: Vec<String> = page
+            .iter()
+            .filter(|o| ours(o, program))
+            .map(id_of)
+            .collect();
+        let links: HashMap<String, (i64, Link)> = store
+            .links_by_remote(program, ProviderKind::Stripe, &ids)
+            .await?
+            .into_iter()
+            .filter(|(_, l)| l.kind == kind)
+            .map(|(id, l)| (l.remote_id.clone(), (id, l)))
+            .collect();
+        store.seen_add(run, &ids, Utc::now()).await?;
+        let now = Utc::now();
+        for o in page {
+            if !ours(o, program) {
+                report.counts.foreign += 1;
+                continue;
+            }
+            let id = id_of(o);
+            let uuid = o["metadata"]["coupond_coupon"].as_str().map(str::to_owned);
+            let code = o["code"].as_str().map(str::to_owned);
+            // retired codes stay in Stripe as inactive objects: only an active one is an orphan
+            let live = kind == "coupon" || o["active"] == true;
+            let orphan = Finding {
                 class: "orphan",
-                kind: "coupon",
-                remote_id: id,
-                uuid_code: uuid,
-                code: None,
+                kind,
+                remote_id: id.clone(),
+                uuid_code: uuid.clone(),
+                code: code.clone(),
                 fields: vec![],
                 coupon_id: None,
                 change: None,
-            });
-            continue;
-        };
-        let desired = desired_of(store, &mut desired_cache, *cid).await?;
-        if desired.deleted {
-            report.findings.push(Finding {
-                class: "orphan",
-                kind: "coupon",
-                remote_id: id,
-                uuid_code: uuid,
-                code: None,
-                fields: vec![],
-                coupon_id: None,
-                change: None,
-            });
-            continue;
+            };
+            let Some((cid, link)) = links.get(&id) else {
+                if live {
+                    report.findings.push(orphan);
+                }
+                continue;
+            };
+            let d = desired.get(store, *cid).await?;
+            let compared = if d.deleted {
+                None
+            } else if kind == "coupon" {
+                Some(self.coupon_drift(d, link, o)?)
+            } else {
+                self.code_drift(d, link, o, now)?
+            };
+            let Some(compared) = compared else {
+                if live {
+                    report.findings.push(orphan);
+                }
+                continue;
+            };
+            // `None`: the mapping refuses the coupon (the sync reports that)
+            let Some((fields, change)) = compared else {
+                continue;
+            };
+            if fields.is_empty() {
+                report.counts.in_sync += 1;
+            } else {
+                report.findings.push(Finding {
+                    class: "drifted",
+                    fields,
+                    coupon_id: Some(*cid),
+                    change: Some(change),
+                    ..orphan
+                });
+            }
         }
-        let Ok(spec) = map_coupon(program, currency, &desired.coupon) else {
-            continue;
+        Ok(())
+    }
+
+    /// How a linked coupon differs from ours, and the link to write so that the next push sends
+    /// ours back (a change to an immutable field makes the push create the coupon again).
+    fn coupon_drift(
+        &self,
+        d: &DesiredState,
+        link: &Link,
+        c: &Value,
+    ) -> anyhow::Result<Option<(Vec<FieldDrift>, LinkChange)>> {
+        let Ok(spec) = map_coupon(self.program, self.currency, &d.coupon) else {
+            return Ok(None);
         };
         let fields = coupon_drift(&spec, c);
-        if fields.is_empty() {
-            report.counts.in_sync += 1;
-        } else {
-            let immutable = fields
-                .iter()
-                .any(|f| f.field != "name" && !f.field.starts_with("metadata."));
-            let theirs = crate::providers::stripe::mapping::CouponSpec {
-                name: c["name"].as_str().unwrap_or_default().to_owned(),
-                metadata: metadata_of(c),
-                ..spec.clone()
-            };
-            let change = LinkChange::Theirs {
-                kind: "coupon".into(),
-                local_key: link.local_key.clone(),
-                remote: serde_json::to_value(&theirs)?,
-                keep_fingerprint: !immutable,
-            };
-            report.findings.push(Finding {
-                class: "drifted",
-                kind: "coupon",
-                remote_id: id,
-                uuid_code: uuid,
-                code: None,
-                fields,
-                coupon_id: Some(*cid),
-                change: Some(change),
-            });
-        }
-    }
-    let mut codes = Vec::new();
-    each_page(client, "/v1/promotion_codes", &mut report.requests, |c| {
-        codes.push(c.clone())
-    })
-    .await?;
-    for p in &codes {
-        if !ours(p, program) {
-            report.counts.foreign += 1;
-            continue;
-        }
-        let id = p["id"].as_str().unwrap_or_default().to_owned();
-        seen.insert(id.clone());
-        let uuid = p["metadata"]["coupond_coupon"].as_str().map(str::to_owned);
-        let code = p["code"].as_str().map(str::to_owned);
-        let active = p["active"] == true;
-        let Some((cid, link)) = by_remote.get(&id).filter(|(_, l)| l.kind == "code") else {
-            // retired codes stay in Stripe as inactive objects: only an active one is an orphan
-            if active {
-                report.findings.push(Finding {
-                    class: "orphan",
-                    kind: "code",
-                    remote_id: id,
-                    uuid_code: uuid,
-                    code,
-                    fields: vec![],
-                    coupon_id: None,
-                    change: None,
-                });
-            }
-            continue;
+        let immutable = fields
+            .iter()
+            .any(|f| f.field != "name" && !f.field.starts_with("metadata."));
+        let theirs = crate::providers::stripe::mapping::CouponSpec {
+            name: c["name"].as_str().unwrap_or_default().to_owned(),
+            metadata: metadata_of(c),
+            ..spec
         };
-        let desired = desired_of(store, &mut desired_cache, *cid).await?;
-        let want = desired
+        let change = LinkChange::Theirs {
+            kind: "coupon".into(),
+            local_key: link.local_key.clone(),
+            remote: serde_json::to_value(&theirs)?,
+            keep_fingerprint: !immutable,
+        };
+        Ok(Some((fields, change)))
+    }
+
+    /// As `coupon_drift`, for a promotion code; the outer `None` when the coupon no longer has
+    /// the code.
+    #[allow(clippy::type_complexity)]
+    fn code_drift(
+        &self,
+        d: &DesiredState,
+        link: &Link,
+        p: &Value,
+        now: chrono::DateTime<Utc>,
+    ) -> anyhow::Result<Option<Option<(Vec<FieldDrift>, LinkChange)>>> {
+        let Some(want) = d
             .codes
             .iter()
-            .find(|c| c.code.eq_ignore_ascii_case(&link.local_key));
-        let Some(want) = want.filter(|_| !desired.deleted) else {
-            if active {
-                report.findings.push(Finding {
-                    class: "orphan",
-                    kind: "code",
-                    remote_id: id,
-                    uuid_code: uuid,
-                    code,
-                    fields: vec![],
-                    coupon_id: None,
-                    change: None,
-                });
-            }
-            continue;
+            .find(|c| c.code.eq_ignore_ascii_case(&link.local_key))
+        else {
+            return Ok(None);
         };
-        let Ok(spec) = map_code(program, currency, &desired.coupon, want, now) else {
-            continue;
+        let Ok(spec) = map_code(self.program, self.currency, &d.coupon, want, now) else {
+            return Ok(Some(None));
         };
         let fields = code_drift(&spec, p);
-        if fields.is_empty() {
-            report.counts.in_sync += 1;
-        } else {
-            let immutable = fields
-                .iter()
-                .any(|f| f.field != "active" && !f.field.starts_with("metadata."));
-            let change = LinkChange::Theirs {
-                kind: "code".into(),
-                local_key: link.local_key.clone(),
-                remote: serde_json::to_value(code_spec_from_remote(p))?,
-                keep_fingerprint: !immutable,
-            };
-            report.findings.push(Finding {
-                class: "drifted",
-                kind: "code",
-                remote_id: id,
-                uuid_code: uuid,
-                code,
-                fields,
-                coupon_id: Some(*cid),
-                change: Some(change),
-            });
-        }
+        let immutable = fields
+            .iter()
+            .any(|f| f.field != "active" && !f.field.starts_with("metadata."));
+        let change = LinkChange::Theirs {
+            kind: "code".into(),
+            local_key: link.local_key.clone(),
+            remote: serde_json::to_value(code_spec_from_remote(p))?,
+            keep_fingerprint: !immutable,
+        };
+        Ok(Some(Some((fields, change))))
     }
-    // linked objects Stripe no longer has
-    for (cid, l) in &links {
-        if (l.kind == "coupon" || l.kind == "code") && !seen.contains(&l.remote_id) {
-            let uuid = store
-                .desired_state(*cid)
-                .await
-                .ok()
-                .map(|(d, _)| d.coupon.uuid_code);
-            let kind = if l.kind == "coupon" { "coupon" } else { "code" };
-            let code = (kind == "code").then(|| l.local_key.clone());
-            let change = LinkChange::Drop {
-                kind: l.kind.clone(),
-                local_key: l.local_key.clone(),
+}
+
+/// Adds a finding for each link (of the given object kinds) whose object the run did not read.
+async fn find_missing(
+    store: &Store,
+    program: &str,
+    provider: ProviderKind,
+    kinds: &[&'static str],
+    run: &str,
+    started: chrono::DateTime<Utc>,
+    report: &mut ConnectionReport,
+) -> anyhow::Result<()> {
+    // links written during the scan are left to the next run: the push that wrote them may have
+    // created what the scan read before
+    let since = started.timestamp_micros();
+    let mut after = 0;
+    loop {
+        let page = store.links_page(program, provider, run, after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = last.rowid;
+        for pl in page {
+            let l = pl.link;
+            let Some(kind) = kinds.iter().copied().find(|k| *k == l.kind) else {
+                continue;
             };
+            if l.remote_id.is_empty() || pl.updated_at >= since {
+                continue;
+            }
             report.findings.push(Finding {
                 class: "missing",
                 kind,
-                remote_id: l.remote_id.clone(),
-                uuid_code: uuid,
-                code,
+                remote_id: l.remote_id,
+                uuid_code: Some(pl.uuid_code),
+                code: (kind == "code").then(|| l.local_key.clone()),
                 fields: vec![],
-                coupon_id: Some(*cid),
-                change: Some(change),
+                coupon_id: Some(pl.coupon_id),
+                change: Some(LinkChange::Drop {
+                    kind: l.kind,
+                    local_key: l.local_key,
+                }),
             });
         }
     }
-    report.count_findings();
-    Ok(report)
+    Ok(())
 }
 
 /// Repairs a report: re-marks drifted and missing objects, retires orphans (per policy).
@@ -374,11 +449,8 @@ async fn repair(
             .iter()
             .any(|c| matches!(c, LinkChange::Drop { kind, .. } if kind == "coupon"))
         {
-            for (id, l) in store
-                .links_of(&report.program, ProviderKind::Stripe)
-                .await?
-            {
-                if id == cid && l.kind == "code" {
+            for l in store.links(cid, ProviderKind::Stripe).await? {
+                if l.kind == "code" {
                     changes.push(LinkChange::Drop {
                         kind: l.kind,
                         local_key: l.local_key,
@@ -551,26 +623,18 @@ pub async fn reconcile_all(
             Adapter::Unsupported(_) => {
                 errors = true;
                 reports.push(ConnectionReport {
-                    program: c.program.clone(),
-                    provider: c.provider.as_str(),
-                    counts: Counts::default(),
-                    findings: vec![],
                     error: Some(format!(
                         "reconcile is not available for {} (no adapter)",
                         c.provider.display()
                     )),
-                    requests: 0,
+                    ..ConnectionReport::new(&c.program, c.provider)
                 });
                 continue;
             }
         };
         let failed = |e: anyhow::Error| ConnectionReport {
-            program: c.program.clone(),
-            provider: c.provider.as_str(),
-            counts: Counts::default(),
-            findings: vec![],
             error: Some(format!("{e:#}")),
-            requests: 0,
+            ..ConnectionReport::new(&c.program, c.provider)
         };
         let r = match (&src, &c.adapter) {
             (Some(src), _) => {

@@ -54,6 +54,10 @@ pub struct Common {
     pub retry_after_violations: Mutex<u64>,
     /// 429s caused by exceeding the enforced rate (not injected).
     pub rate_violations: Mutex<u64>,
+    /// Requests received, whether or not the log keeps them.
+    received: std::sync::atomic::AtomicU64,
+    /// Count requests without logging them (benchmarks of hundreds of thousands of requests).
+    count_only: std::sync::atomic::AtomicBool,
 }
 
 struct Bucket {
@@ -154,7 +158,22 @@ impl Common {
     }
 
     pub fn record(&self, r: Recorded) {
-        self.log.lock().unwrap().push(r);
+        use std::sync::atomic::Ordering::Relaxed;
+        self.received.fetch_add(1, Relaxed);
+        if !self.count_only.load(Relaxed) {
+            self.log.lock().unwrap().push(r);
+        }
+    }
+
+    /// From now on, requests are counted but not logged.
+    pub fn count_only(&self) {
+        self.count_only
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Requests received since the simulator started, logged or not.
+    pub fn received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {

@@ -810,7 +810,16 @@ impl StripeSim {
         (StatusCode::OK, out)
     }
 
-    fn list(items: Vec<Value>, q: &Map<String, Value>, url: &str) -> Answer {
+    /// One page of a list, newest first as Stripe lists: of `objs` (oldest first), the `limit`
+    /// objects that `keep` accepts, before the cursor `starting_after` (found by `pos`). A page
+    /// costs its own length, not the list's, so paging through 300,000 codes stays linear.
+    fn list(
+        objs: &[Value],
+        pos: impl Fn(&str) -> Option<usize>,
+        keep: impl Fn(&Value) -> bool,
+        q: &Map<String, Value>,
+        url: &str,
+    ) -> Answer {
         let limit = match q
             .get("limit")
             .and_then(Value::as_str)
@@ -826,11 +835,10 @@ impl StripeSim {
                 );
             }
         };
-        // newest first, as Stripe lists
-        let mut items: Vec<Value> = items.into_iter().rev().collect();
-        if let Some(after) = q.get("starting_after").and_then(Value::as_str) {
-            match items.iter().position(|c| c["id"] == after) {
-                Some(i) => items.drain(..=i).for_each(drop),
+        let before = match q.get("starting_after").and_then(Value::as_str) {
+            None => objs.len(),
+            Some(after) => match pos(after).filter(|&i| keep(&objs[i])) {
+                Some(i) => i,
                 None => {
                     return invalid(
                         "resource_missing",
@@ -838,10 +846,17 @@ impl StripeSim {
                         format!("No such object: '{after}'"),
                     );
                 }
+            },
+        };
+        let mut items = Vec::new();
+        let mut has_more = false;
+        for o in objs[..before].iter().rev().filter(|o| keep(o)) {
+            if items.len() == limit {
+                has_more = true;
+                break;
             }
+            items.push(o.clone());
         }
-        let has_more = items.len() > limit;
-        items.truncate(limit);
         (
             StatusCode::OK,
             json!({"object": "list", "data": items, "has_more": has_more, "url": url}),
@@ -865,7 +880,16 @@ impl StripeSim {
                 ],
             ) {
                 Err(e) => e,
-                Ok(()) => Self::list(self.coupons(), p, "/v1/coupons"),
+                Ok(()) => {
+                    let d = self.data.lock().unwrap();
+                    Self::list(
+                        &d.coupons,
+                        |id| d.coupon_pos(id),
+                        |c| !d.deleted.contains(c["id"].as_str().unwrap_or_default()),
+                        p,
+                        "/v1/coupons",
+                    )
+                }
             },
             ("GET", ["v1", "coupons", id]) => {
                 match Self::live_coupon(&self.data.lock().unwrap(), id) {
@@ -911,26 +935,29 @@ impl StripeSim {
                             .is_none_or(|x| c["active"] == (x == "true"))
                 };
                 let code = p.get("code").and_then(Value::as_str);
-                let items: Vec<Value> = match (code, p.get("active").and_then(Value::as_str)) {
+                let d = self.data.lock().unwrap();
+                match (code, p.get("active").and_then(Value::as_str)) {
                     // the active codes with this code, from the index (creation order)
                     (Some(code), Some("true")) => {
-                        let d = self.data.lock().unwrap();
                         let mut at = d
                             .active_codes
                             .get(&code.to_ascii_lowercase())
                             .cloned()
                             .unwrap_or_default();
                         at.sort_unstable();
-                        let found: Vec<Value> = at
-                            .into_iter()
-                            .map(|i| d.codes[i].clone())
-                            .filter(filter)
-                            .collect();
-                        found
+                        let found: Vec<Value> =
+                            at.into_iter().map(|i| d.codes[i].clone()).collect();
+                        let pos = |id: &str| found.iter().position(|c| c["id"] == id);
+                        Self::list(&found, pos, filter, p, "/v1/promotion_codes")
                     }
-                    _ => self.promotion_codes().into_iter().filter(filter).collect(),
-                };
-                Self::list(items, p, "/v1/promotion_codes")
+                    _ => Self::list(
+                        &d.codes,
+                        |id| d.code_pos(id),
+                        filter,
+                        p,
+                        "/v1/promotion_codes",
+                    ),
+                }
             }
             ("GET", ["v1", "promotion_codes", id]) => {
                 let d = self.data.lock().unwrap();

@@ -797,37 +797,6 @@ pub enum LinkChange {
 }
 
 impl Store {
-    /// Every link of a program's coupons at one provider.
-    pub async fn links_of(
-        &self,
-        program: &str,
-        provider: ProviderKind,
-    ) -> Result<Vec<(i64, Link)>> {
-        let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
-            "SELECT l.coupon_id, l.object_kind, l.local_key, l.remote_id, l.fingerprint, l.remote FROM provider_links l \
-             JOIN coupons c ON c.id = l.coupon_id WHERE c.program = ? AND l.provider = ? ORDER BY l.coupon_id",
-        )
-        .bind(program)
-        .bind(provider.as_str())
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, kind, local_key, remote_id, fingerprint, remote)| {
-                (
-                    id,
-                    Link {
-                        kind,
-                        local_key,
-                        remote_id,
-                        fingerprint,
-                        remote: serde_json::from_str(&remote).unwrap_or_default(),
-                    },
-                )
-            })
-            .collect())
-    }
-
     /// Applies reconcile's link changes, logs what was found, and marks the coupon for sync.
     pub async fn reconcile_repair(
         &self,
@@ -1009,6 +978,8 @@ impl Store {
 pub struct PagedLink {
     pub rowid: i64,
     pub coupon_id: i64,
+    /// The coupon's `uuid_code`, for the report.
+    pub uuid_code: String,
     pub link: Link,
     pub updated_at: i64,
 }
@@ -1115,8 +1086,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<PagedLink>> {
         #[allow(clippy::type_complexity)]
-        let rows: Vec<(i64, i64, String, String, String, String, String, i64)> = sqlx::query_as(
-            "SELECT l.rowid, l.coupon_id, l.object_kind, l.local_key, l.remote_id, l.fingerprint, l.remote, l.updated_at \
+        let rows: Vec<(i64, i64, String, String, String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT l.rowid, l.coupon_id, c.uuid_code, l.object_kind, l.local_key, l.remote_id, l.fingerprint, l.remote, l.updated_at \
              FROM provider_links l JOIN coupons c ON c.id = l.coupon_id \
              WHERE l.provider = ? AND c.program = ? AND l.rowid > ? \
                AND NOT EXISTS (SELECT 1 FROM reconcile_seen s WHERE s.run = ? AND s.remote_id = l.remote_id) \
@@ -1135,6 +1106,7 @@ impl Store {
                 |(
                     rowid,
                     coupon_id,
+                    uuid_code,
                     kind,
                     local_key,
                     remote_id,
@@ -1145,6 +1117,7 @@ impl Store {
                     PagedLink {
                         rowid,
                         coupon_id,
+                        uuid_code,
                         link: Link {
                             kind,
                             local_key,

@@ -252,3 +252,99 @@ async fn scheduled_reconcile_fires_without_overlap_and_shows_in_status() {
     assert_eq!(rec["last"]["trigger"], "schedule", "{st}");
     assert!(rec["next"].is_string(), "{st}");
 }
+
+/// A connection larger than one Stripe page (100 objects): every page is read (the simulator
+/// refuses a cursor it does not know), a code deleted on an older page is found missing, an edit
+/// on another page is found drifted, and nothing else is reported.
+#[tokio::test]
+async fn reconcile_reads_every_page_of_a_large_stripe_connection() {
+    let (sim, dir, d) = stripe_daemon("", &[]).await;
+    let client = reqwest::Client::new();
+    for uuid in ["P", "Q", "R"] {
+        let mut c = coupon(uuid);
+        c["sync"] = json!({"provider": "stripe"});
+        c["promotion_codes"] = Value::Array(
+            (0..70)
+                .map(|i| json!({"code": format!("{uuid}-{i}")}))
+                .collect(),
+        );
+        let r: Value = client
+            .post(format!("{}/v1/coupons", d.base))
+            .bearer_auth(KEY)
+            .json(&c)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["synchronization_enabled"], true, "{r}");
+    }
+    // 213 objects at 500 requests/s outlast the inline push: the worker finishes them
+    let store = coupond::store::Store::open(
+        &dir.path().join("coupond.db"),
+        &coupond::store::StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let stats = store.outbox_stats(chrono::Utc::now()).await.unwrap();
+        if stats.depth == 0 {
+            assert_eq!(stats.dead, 0, "{stats:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not synced in time: {stats:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim.promotion_codes().len(), 210);
+    let id_of = |code: &str| {
+        sim.promotion_codes()
+            .into_iter()
+            .find(|c| c["code"] == code)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // listed newest first: P's codes are on the third page, R's on the first
+    let (gone, edited) = (id_of("P-3"), id_of("R-60"));
+    assert!(sim.remove(&gone));
+    assert!(sim.edit(&edited, |c| c["metadata"]["coupond"] = json!("0")));
+    let before = sim.common.received();
+    let (code, out) = reconcile(dir.path(), &["--dry-run", "--format", "json"]).await;
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let conn = &v["connections"][0];
+    // 3 coupons and 208 codes in sync; the edited code lost our marker: it is foreign now, and
+    // its link has no object of ours
+    assert_eq!(
+        conn["counts"],
+        json!({"in_sync": 3 + 208, "drifted": 0, "missing": 2, "orphan": 0, "foreign": 1}),
+        "{out}"
+    );
+    let mut missing: Vec<(String, String, String)> = conn["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["remote_id"].as_str().unwrap().to_owned(),
+                f["uuid_code"].as_str().unwrap().to_owned(),
+                f["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    missing.sort();
+    let mut want = vec![
+        (gone, "P".to_owned(), "P-3".to_owned()),
+        (edited, "R".to_owned(), "R-60".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(missing, want);
+    // one page of coupons, three of promotion codes (100 + 100 + 9)
+    assert_eq!(sim.common.received() - before, 4);
+}

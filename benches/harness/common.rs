@@ -73,6 +73,15 @@ pub fn vm_hwm(pid: u32) -> Option<u64> {
     proc_field(&format!("/proc/{pid}/status"), "VmHWM:")
 }
 
+/// The resident set now split by kind (KiB): anonymous memory (the heap), and mapped files plus
+/// shared memory (SQLite's `-shm` index, the binary).
+pub fn rss_parts(pid: u32) -> Option<(u64, u64)> {
+    let path = format!("/proc/{pid}/status");
+    let anon = proc_field(&path, "RssAnon:")?;
+    let mapped = proc_field(&path, "RssFile:")? + proc_field(&path, "RssShmem:")?;
+    Some((anon, mapped))
+}
+
 /// Resident set now (VmRSS, KiB) of a running process.
 pub fn vm_rss(pid: u32) -> Option<u64> {
     proc_field(&format!("/proc/{pid}/status"), "VmRSS:")

@@ -47,7 +47,7 @@ async fn main() {
         );
     }
     if only("reconcile") {
-        // RECONCILE_PROVIDERS=stripe and RECONCILE_CODES=10000 narrow a quick look
+        // RECONCILE_PROVIDERS=stripe and RECONCILE_CODES=10000,100000 narrow a quick look
         let providers: Vec<reconcile::Provider> = match std::env::var("RECONCILE_PROVIDERS") {
             Ok(p) => p
                 .split(',')
@@ -63,7 +63,10 @@ async fn main() {
             ],
         };
         let sizes: Vec<usize> = match std::env::var("RECONCILE_CODES") {
-            Ok(n) => vec![n.parse().expect("RECONCILE_CODES: a number of codes")],
+            Ok(n) => n
+                .split(',')
+                .map(|n| n.trim().parse().expect("RECONCILE_CODES: numbers of codes"))
+                .collect(),
             Err(_) => vec![10_000, 100_000, 300_000],
         };
         ran.push(reconcile::section(&providers, &sizes).await);

@@ -96,7 +96,8 @@ fn ours(v: &Value, program: &str) -> bool {
 }
 
 /// The desired states of the coupons a scan meets, kept while neighbouring pages use them.
-/// Providers list objects in creation order, and the codes that concurrent workers pushed
+/// Providers list objects in the order they were created (Stripe newest first), and the codes
+/// that concurrent workers pushed
 /// interleave a few coupons, so one coupon's codes spread over a few pages: without the cache each
 /// page would load each of its coupons (and all their codes) again. Bounded: a state the last two
 /// pages did not use is dropped.
@@ -134,11 +135,17 @@ async fn stripe_page(
     path: &str,
     after: Option<&str>,
 ) -> anyhow::Result<(Vec<Value>, Option<String>)> {
-    let q = match after {
-        Some(a) => format!("{path}?limit=100&starting_after={a}"),
-        None => format!("{path}?limit=100"),
+    let query = {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("limit", "100");
+        if let Some(a) = after {
+            q.append_pair("starting_after", a);
+        }
+        q.finish()
     };
-    let mut page = client.get("reconcile_list", &q).await?;
+    let mut page = client
+        .get("reconcile_list", &format!("{path}?{query}"))
+        .await?;
     let data = match page["data"].take() {
         Value::Array(data) => data,
         _ => Vec::new(),
@@ -150,6 +157,9 @@ async fn stripe_page(
     } else {
         None
     };
+    if next.is_some() && next.as_deref() == after {
+        anyhow::bail!("Stripe listed {path} after {after:?} without moving on");
+    }
     Ok((data, next))
 }
 

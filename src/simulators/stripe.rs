@@ -811,8 +811,8 @@ impl StripeSim {
     }
 
     /// One page of a list, newest first as Stripe lists: of `objs` (oldest first), the `limit`
-    /// objects that `keep` accepts, before the cursor `starting_after` (found by `pos`). A page
-    /// costs its own length, not the list's, so paging through 300,000 codes stays linear.
+    /// objects that `keep` accepts, before the cursor `starting_after` (found by `pos`). Unfiltered,
+    /// a page costs its own length, not the list's, so paging through 300,000 codes stays linear.
     fn list(
         objs: &[Value],
         pos: impl Fn(&str) -> Option<usize>,

@@ -288,7 +288,9 @@ impl From<MarkRow> for MarkInfo {
 
 const MARK_COLUMNS: &str = "c.uuid_code, o.provider, o.status, o.attempts, o.desired_revision, o.synced_revision, o.next_attempt_at, o.last_message";
 
-/// Replaces the links of (coupon, provider).
+/// Replaces the links of (coupon, provider). A link that still names the same provider object
+/// keeps its `updated_at` (and its row): reconcile leaves links written during its scan to the next
+/// run, and a push that only confirms what exists must not hide a missing object from it.
 async fn write_links(
     conn: &mut SqliteConnection,
     claim: &Claim,
@@ -297,15 +299,27 @@ async fn write_links(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let p = claim.provider.as_str();
-    sqlx::query("DELETE FROM provider_links WHERE coupon_id = ? AND provider = ?")
-        .bind(claim.coupon_id)
-        .bind(p)
-        .execute(&mut *conn)
-        .await?;
+    let keep: Vec<serde_json::Value> = links
+        .iter()
+        .map(|l| serde_json::json!([l.kind, l.local_key]))
+        .collect();
+    sqlx::query(
+        "DELETE FROM provider_links WHERE coupon_id = ? AND provider = ? \
+         AND NOT EXISTS (SELECT 1 FROM json_each(?) k WHERE k.value ->> 0 = object_kind AND k.value ->> 1 = local_key)",
+    )
+    .bind(claim.coupon_id)
+    .bind(p)
+    .bind(serde_json::Value::Array(keep).to_string())
+    .execute(&mut *conn)
+    .await?;
     for l in links {
         sqlx::query(
             "INSERT INTO provider_links (coupon_id, provider, object_kind, local_key, remote_id, fingerprint, revision, remote, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (coupon_id, provider, object_kind, local_key) DO UPDATE SET \
+               remote_id = excluded.remote_id, fingerprint = excluded.fingerprint, revision = excluded.revision, \
+               remote = excluded.remote, \
+               updated_at = CASE WHEN remote_id = excluded.remote_id THEN updated_at ELSE excluded.updated_at END",
         )
         .bind(claim.coupon_id)
         .bind(p)
@@ -1005,7 +1019,8 @@ impl Store {
         let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
             "SELECT l.coupon_id, l.object_kind, l.local_key, l.remote_id, l.fingerprint, l.remote FROM provider_links l \
              JOIN coupons c ON c.id = l.coupon_id \
-             WHERE l.provider = ? AND c.program = ? AND l.remote_id IN (SELECT value FROM json_each(?))",
+             WHERE l.provider = ? AND c.program = ? AND l.remote_id IN (SELECT value FROM json_each(?)) \
+             ORDER BY l.coupon_id",
         )
         .bind(provider.as_str())
         .bind(program)

@@ -506,3 +506,64 @@ async fn changes_coalesce_and_never_apply_out_of_order() {
         (json!("synced"), s["synced_revision"].clone())
     );
 }
+
+/// (kind, remote id, updated_at) of every Stripe link of program acme, sorted.
+async fn link_times(app: &TestApp) -> Vec<(String, String, i64)> {
+    let run = app.store.seen_begin(chrono::Utc::now()).await.unwrap();
+    let page = app
+        .store
+        .links_page("acme", coupond::domain::ProviderKind::Stripe, &run, 0, 500)
+        .await
+        .unwrap();
+    app.store.seen_end(&run).await.unwrap();
+    let mut out: Vec<_> = page
+        .into_iter()
+        .map(|pl| (pl.link.kind, pl.link.remote_id, pl.updated_at))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A push that keeps a provider object keeps its link's `updated_at`; one that replaces the object
+/// stamps the new link. Reconcile leaves links written during its scan to the next run, so a
+/// coupon pushed again mid-scan must not hide its hand-deleted objects.
+#[tokio::test]
+async fn links_keep_their_time_until_their_object_changes() {
+    let env = StripeEnv::start("", false).await;
+    let app = &env.app;
+    let mut c = coupon("KEEP");
+    c["sync"] = json!({"provider": "stripe"});
+    c["promotion_codes"] = json!([{"code": "KEEP-1"}, {"code": "KEEP-2"}]);
+    let (s, body) = app.post("/v1/coupons", c).await;
+    assert_eq!(s, StatusCode::CREATED);
+    synced_coupon(&body);
+    let first = link_times(app).await;
+    assert_eq!(first.len(), 3, "{first:?}");
+
+    // edited in place: the same objects, the same times
+    let (_, body) = app
+        .put("/v1/coupons", json!({"uuid_code": "KEEP", "name": "Kept"}))
+        .await;
+    synced_coupon(&body);
+    assert_eq!(env.coupons_of("KEEP")[0]["name"], "Kept");
+    assert_eq!(link_times(app).await, first);
+
+    // new terms replace the coupon and its codes: new objects, later times
+    let (_, body) = app
+        .put(
+            "/v1/coupons",
+            json!({"uuid_code": "KEEP", "coupon_discount_amount": 30}),
+        )
+        .await;
+    synced_coupon(&body);
+    let after = link_times(app).await;
+    assert_eq!(after.len(), 3, "{after:?}");
+    let newest_before = first.iter().map(|l| l.2).max().unwrap();
+    for (kind, id, at) in &after {
+        assert!(
+            !first.iter().any(|l| &l.1 == id),
+            "{kind} {id} was replaced"
+        );
+        assert!(*at > newest_before, "{kind} {id} has a new time");
+    }
+}

@@ -3,7 +3,7 @@
 //! one page at a time, their links are looked up for that page only, and missing objects are found
 //! by paging through the store's links against the ids the run recorded in `reconcile_seen`.
 
-use super::{ConnectionReport, DesiredCache, Finding};
+use super::{ConnectionReport, DesiredCache, Finding, Scan};
 use crate::domain::{PromotionCode, ProviderKind};
 use crate::providers::paddle_billing::{self, PaddleBillingClient, mapping::DiscountSpec};
 use crate::providers::paddle_classic::{
@@ -336,42 +336,23 @@ pub async fn scan(
     currency: &str,
 ) -> anyhow::Result<ConnectionReport> {
     let provider = src.kind();
-    let started = Utc::now();
     let mut report = ConnectionReport::new(program, provider);
     let shop = match src {
         Source::WooCommerce(c) => Some(c.shop().await?),
         _ => None,
     };
-    // the objects read are recorded in the store, not in memory: the run's memory is a page
-    let run = store.seen_begin(started).await?;
-    let scanned = async {
-        scan_pages(
-            store,
-            src,
-            program,
-            currency,
-            shop.as_ref(),
-            &run,
-            &mut report,
-        )
-        .await?;
-        super::find_missing(
-            store,
-            program,
-            provider,
-            &["code"],
-            &run,
-            started,
-            &mut report,
-        )
-        .await
-    }
+    let scan = Scan::begin(store, program, provider).await?;
+    let pages = scan_pages(
+        store,
+        src,
+        program,
+        currency,
+        shop.as_ref(),
+        &scan.run,
+        &mut report,
+    )
     .await;
-    // the run's record goes whether or not the scan got through
-    store.seen_end(&run).await?;
-    scanned?;
-    report.count_findings();
-    Ok(report)
+    scan.finish(store, &["code"], pages, report).await
 }
 
 /// Reads every object of the connection, a page at a time, and classifies it.

@@ -172,11 +172,10 @@ async fn scan_stripe(
     program: &str,
     currency: &str,
 ) -> anyhow::Result<ConnectionReport> {
-    let started = Utc::now();
     let mut report = ConnectionReport::new(program, ProviderKind::Stripe);
-    let run = store.seen_begin(started).await?;
+    let scan = Scan::begin(store, program, ProviderKind::Stripe).await?;
     let mut desired = DesiredCache::default();
-    let scanned = async {
+    let pages = async {
         for (path, kind) in [("/v1/coupons", "coupon"), ("/v1/promotion_codes", "code")] {
             let mut after: Option<String> = None;
             loop {
@@ -189,7 +188,7 @@ async fn scan_stripe(
                     kind,
                 };
                 stripe
-                    .classify(&page, &run, &mut desired, &mut report)
+                    .classify(&page, &scan.run, &mut desired, &mut report)
                     .await?;
                 desired.page_done();
                 match next {
@@ -198,23 +197,10 @@ async fn scan_stripe(
                 }
             }
         }
-        find_missing(
-            store,
-            program,
-            ProviderKind::Stripe,
-            &["coupon", "code"],
-            &run,
-            started,
-            &mut report,
-        )
-        .await
+        Ok(())
     }
     .await;
-    // the run's record goes whether or not the scan got through
-    store.seen_end(&run).await?;
-    scanned?;
-    report.count_findings();
-    Ok(report)
+    scan.finish(store, &["coupon", "code"], pages, report).await
 }
 
 /// What classifying one page of a Stripe listing needs.
@@ -372,48 +358,87 @@ impl StripePage<'_> {
     }
 }
 
-/// Adds a finding for each link (of the given object kinds) whose object the run did not read.
-async fn find_missing(
-    store: &Store,
-    program: &str,
+/// One scan's record of the provider objects it read: kept in the store (`reconcile_seen`), not
+/// in memory, so that the scan's memory is a page whatever the number of objects.
+struct Scan {
+    program: String,
     provider: ProviderKind,
-    kinds: &[&'static str],
-    run: &str,
+    run: String,
     started: chrono::DateTime<Utc>,
-    report: &mut ConnectionReport,
-) -> anyhow::Result<()> {
-    // links written during the scan are left to the next run: the push that wrote them may have
-    // created what the scan read before
-    let since = started.timestamp_micros();
-    let mut after = 0;
-    loop {
-        let page = store.links_page(program, provider, run, after, 500).await?;
-        let Some(last) = page.last() else { break };
-        after = last.rowid;
-        for pl in page {
-            let l = pl.link;
-            let Some(kind) = kinds.iter().copied().find(|k| *k == l.kind) else {
-                continue;
-            };
-            if l.remote_id.is_empty() || pl.updated_at >= since {
-                continue;
-            }
-            report.findings.push(Finding {
-                class: "missing",
-                kind,
-                remote_id: l.remote_id,
-                uuid_code: Some(pl.uuid_code),
-                code: (kind == "code").then(|| l.local_key.clone()),
-                fields: vec![],
-                coupon_id: Some(pl.coupon_id),
-                change: Some(LinkChange::Drop {
-                    kind: l.kind,
-                    local_key: l.local_key,
-                }),
-            });
-        }
+}
+
+impl Scan {
+    async fn begin(store: &Store, program: &str, provider: ProviderKind) -> anyhow::Result<Self> {
+        let started = Utc::now();
+        let run = store.seen_begin(started).await?;
+        Ok(Scan {
+            program: program.into(),
+            provider,
+            run,
+            started,
+        })
     }
-    Ok(())
+
+    /// After the pages: adds the links (of `kinds`) whose object was not read, drops the run's
+    /// record whether or not the pages got through, and counts the findings.
+    async fn finish(
+        self,
+        store: &Store,
+        kinds: &[&'static str],
+        pages: anyhow::Result<()>,
+        mut report: ConnectionReport,
+    ) -> anyhow::Result<ConnectionReport> {
+        let scanned = match pages {
+            Ok(()) => self.find_missing(store, kinds, &mut report).await,
+            Err(e) => Err(e),
+        };
+        store.seen_end(&self.run).await?;
+        scanned?;
+        report.count_findings();
+        Ok(report)
+    }
+
+    /// Adds a finding for each link (of the given object kinds) whose object the run did not read.
+    async fn find_missing(
+        &self,
+        store: &Store,
+        kinds: &[&'static str],
+        report: &mut ConnectionReport,
+    ) -> anyhow::Result<()> {
+        let (program, provider, run) = (&self.program, self.provider, &self.run);
+        // links written during the scan are left to the next run: the push that wrote them may have
+        // created what the scan read before
+        let since = self.started.timestamp_micros();
+        let mut after = 0;
+        loop {
+            let page = store.links_page(program, provider, run, after, 500).await?;
+            let Some(last) = page.last() else { break };
+            after = last.rowid;
+            for pl in page {
+                let l = pl.link;
+                let Some(kind) = kinds.iter().copied().find(|k| *k == l.kind) else {
+                    continue;
+                };
+                if l.remote_id.is_empty() || pl.updated_at >= since {
+                    continue;
+                }
+                report.findings.push(Finding {
+                    class: "missing",
+                    kind,
+                    remote_id: l.remote_id,
+                    uuid_code: Some(pl.uuid_code),
+                    code: (kind == "code").then(|| l.local_key.clone()),
+                    fields: vec![],
+                    coupon_id: Some(pl.coupon_id),
+                    change: Some(LinkChange::Drop {
+                        kind: l.kind,
+                        local_key: l.local_key,
+                    }),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Repairs a report: re-marks drifted and missing objects, retires orphans (per policy).

@@ -274,9 +274,15 @@ impl Daemon {
 
 /// Waits until nothing is pending; nothing may be dead.
 pub async fn wait_synced(app: &TestApp, secs: u64) {
+    wait_outbox_empty(&app.store, secs).await
+}
+
+/// Waits until nothing is pending in this store (of a daemon running elsewhere); nothing may be
+/// dead.
+pub async fn wait_outbox_empty(store: &coupond::store::Store, secs: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        let stats = app.store.outbox_stats(chrono::Utc::now()).await.unwrap();
+        let stats = store.outbox_stats(chrono::Utc::now()).await.unwrap();
         if stats.depth == 0 {
             assert_eq!(stats.dead, 0, "{stats:?}");
             return;

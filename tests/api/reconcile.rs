@@ -25,6 +25,28 @@ async fn reconcile(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// Creates a coupon with these codes, synced to Stripe, through the daemon's API.
+async fn post_to_stripe(
+    client: &reqwest::Client,
+    base: &str,
+    uuid: &str,
+    codes: &[String],
+) -> Value {
+    let mut c = coupon(uuid);
+    c["sync"] = json!({"provider": "stripe"});
+    c["promotion_codes"] = Value::Array(codes.iter().map(|x| json!({"code": x})).collect());
+    client
+        .post(format!("{base}/v1/coupons"))
+        .bearer_auth(KEY)
+        .json(&c)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn coupon_id(sim: &StripeSim, uuid: &str) -> String {
     sim.coupons()
         .into_iter()
@@ -46,19 +68,8 @@ async fn reconcile_reports_exactly_the_injected_drift_and_repairs_it() {
         ("B", vec!["B-1"]),
         ("C", vec!["C-1"]),
     ] {
-        let mut c = coupon(uuid);
-        c["sync"] = json!({"provider": "stripe"});
-        c["promotion_codes"] = Value::Array(codes.iter().map(|x| json!({"code": x})).collect());
-        let r: Value = client
-            .post(format!("{}/v1/coupons", d.base))
-            .bearer_auth(KEY)
-            .json(&c)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let codes: Vec<String> = codes.into_iter().map(str::to_owned).collect();
+        let r = post_to_stripe(&client, &d.base, uuid, &codes).await;
         assert_eq!(r["synchronization_successful"], true, "{r}");
     }
     let (code, out) = reconcile(dir.path(), &["--dry-run"]).await;
@@ -261,23 +272,8 @@ async fn reconcile_reads_every_page_of_a_large_stripe_connection() {
     let (sim, dir, d) = stripe_daemon("", &[]).await;
     let client = reqwest::Client::new();
     for uuid in ["P", "Q", "R"] {
-        let mut c = coupon(uuid);
-        c["sync"] = json!({"provider": "stripe"});
-        c["promotion_codes"] = Value::Array(
-            (0..70)
-                .map(|i| json!({"code": format!("{uuid}-{i}")}))
-                .collect(),
-        );
-        let r: Value = client
-            .post(format!("{}/v1/coupons", d.base))
-            .bearer_auth(KEY)
-            .json(&c)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let codes: Vec<String> = (0..70).map(|i| format!("{uuid}-{i}")).collect();
+        let r = post_to_stripe(&client, &d.base, uuid, &codes).await;
         assert_eq!(r["synchronization_enabled"], true, "{r}");
     }
     // 213 objects at 500 requests/s outlast the inline push: the worker finishes them
@@ -287,19 +283,7 @@ async fn reconcile_reads_every_page_of_a_large_stripe_connection() {
     )
     .await
     .unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let stats = store.outbox_stats(chrono::Utc::now()).await.unwrap();
-        if stats.depth == 0 {
-            assert_eq!(stats.dead, 0, "{stats:?}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not synced in time: {stats:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_outbox_empty(&store, 20).await;
     assert_eq!(sim.promotion_codes().len(), 210);
     let id_of = |code: &str| {
         sim.promotion_codes()

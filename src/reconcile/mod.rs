@@ -6,7 +6,7 @@ mod codes;
 
 use crate::cli::{Cli, Format};
 use crate::config::{OrphanPolicy, Settings};
-use crate::domain::ProviderKind;
+use crate::domain::{PromotionCode, ProviderKind};
 use crate::providers::Adapter;
 use crate::providers::stripe::mapping::{MARKER, MARKER_PROGRAM, map_code, map_coupon};
 use crate::providers::stripe::reconcile::{FieldDrift, code_drift, coupon_drift};
@@ -97,10 +97,9 @@ fn ours(v: &Value, program: &str) -> bool {
 
 /// The desired states of the coupons a scan meets, kept while neighbouring pages use them.
 /// Providers list objects in the order they were created (Stripe newest first), and the codes
-/// that concurrent workers pushed
-/// interleave a few coupons, so one coupon's codes spread over a few pages: without the cache each
-/// page would load each of its coupons (and all their codes) again. Bounded: a state the last two
-/// pages did not use is dropped.
+/// that concurrent workers pushed interleave a few coupons, so one coupon's codes spread over a
+/// few pages: without the cache each page would load each of its coupons (and all their codes)
+/// again. Bounded: a state the last two pages did not use is dropped.
 #[derive(Default)]
 struct DesiredCache {
     states: HashMap<i64, (DesiredState, u64)>,
@@ -263,18 +262,20 @@ impl StripePage<'_> {
                 continue;
             };
             let d = desired.get(store, *cid).await?;
-            let compared = if d.deleted {
-                None
-            } else if kind == "coupon" {
-                Some(self.coupon_drift(d, link, o)?)
-            } else {
-                self.code_drift(d, link, o, now)?
-            };
-            let Some(compared) = compared else {
+            // a promotion code we still want: the coupon's code the link names
+            let want = d
+                .codes
+                .iter()
+                .find(|c| kind == "code" && c.code.eq_ignore_ascii_case(&link.local_key));
+            if d.deleted || (kind == "code" && want.is_none()) {
                 if live {
                     report.findings.push(orphan);
                 }
                 continue;
+            }
+            let compared = match want {
+                None => self.coupon_drift(d, link, o)?,
+                Some(want) => self.code_drift(d, want, link, o, now)?,
             };
             // `None`: the mapping refuses the coupon (the sync reports that)
             let Some((fields, change)) = compared else {
@@ -324,25 +325,17 @@ impl StripePage<'_> {
         Ok(Some((fields, change)))
     }
 
-    /// As `coupon_drift`, for a promotion code; the outer `None` when the coupon no longer has
-    /// the code.
-    #[allow(clippy::type_complexity)]
+    /// As `coupon_drift`, for a promotion code the coupon still has.
     fn code_drift(
         &self,
         d: &DesiredState,
+        want: &PromotionCode,
         link: &Link,
         p: &Value,
         now: chrono::DateTime<Utc>,
-    ) -> anyhow::Result<Option<Option<(Vec<FieldDrift>, LinkChange)>>> {
-        let Some(want) = d
-            .codes
-            .iter()
-            .find(|c| c.code.eq_ignore_ascii_case(&link.local_key))
-        else {
-            return Ok(None);
-        };
+    ) -> anyhow::Result<Option<(Vec<FieldDrift>, LinkChange)>> {
         let Ok(spec) = map_code(self.program, self.currency, &d.coupon, want, now) else {
-            return Ok(Some(None));
+            return Ok(None);
         };
         let fields = code_drift(&spec, p);
         let immutable = fields
@@ -354,7 +347,7 @@ impl StripePage<'_> {
             remote: serde_json::to_value(code_spec_from_remote(p))?,
             keep_fingerprint: !immutable,
         };
-        Ok(Some(Some((fields, change))))
+        Ok(Some((fields, change)))
     }
 }
 

@@ -267,6 +267,20 @@ impl Daemon {
         }
     }
 
+    /// `POST /v1/coupons` as program acme; the answer's body.
+    pub async fn post_coupon(&self, body: &Value) -> Value {
+        reqwest::Client::new()
+            .post(format!("{}/v1/coupons", self.base))
+            .bearer_auth(KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.start_kill();
     }

@@ -270,16 +270,7 @@ async fn sigterm_lets_the_in_flight_call_finish() {
     });
     let mut c = coupon("SLOW");
     c["sync"] = json!({"provider": "stripe"});
-    let r: Value = reqwest::Client::new()
-        .post(format!("{}/v1/coupons", d.base))
-        .bearer_auth(KEY)
-        .json(&c)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = d.post_coupon(&c).await;
     assert!(
         r["synchronization_message"]
             .as_str()

@@ -26,25 +26,11 @@ async fn reconcile(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
 }
 
 /// Creates a coupon with these codes, synced to Stripe, through the daemon's API.
-async fn post_to_stripe(
-    client: &reqwest::Client,
-    base: &str,
-    uuid: &str,
-    codes: &[String],
-) -> Value {
+async fn post_to_stripe(d: &Daemon, uuid: &str, codes: &[String]) -> Value {
     let mut c = coupon(uuid);
     c["sync"] = json!({"provider": "stripe"});
     c["promotion_codes"] = Value::Array(codes.iter().map(|x| json!({"code": x})).collect());
-    client
-        .post(format!("{base}/v1/coupons"))
-        .bearer_auth(KEY)
-        .json(&c)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    d.post_coupon(&c).await
 }
 
 fn coupon_id(sim: &StripeSim, uuid: &str) -> String {
@@ -69,7 +55,7 @@ async fn reconcile_reports_exactly_the_injected_drift_and_repairs_it() {
         ("C", vec!["C-1"]),
     ] {
         let codes: Vec<String> = codes.into_iter().map(str::to_owned).collect();
-        let r = post_to_stripe(&client, &d.base, uuid, &codes).await;
+        let r = post_to_stripe(&d, uuid, &codes).await;
         assert_eq!(r["synchronization_successful"], true, "{r}");
     }
     let (code, out) = reconcile(dir.path(), &["--dry-run"]).await;
@@ -265,15 +251,15 @@ async fn scheduled_reconcile_fires_without_overlap_and_shows_in_status() {
 }
 
 /// A connection larger than one Stripe page (100 objects): every page is read (the simulator
-/// refuses a cursor it does not know), a code deleted on an older page is found missing, an edit
-/// on another page is found drifted, and nothing else is reported.
+/// refuses a cursor it does not know), a code deleted on an older page is found missing, a code on
+/// another page whose marker was edited away counts as foreign (its link as missing), and nothing
+/// else is reported.
 #[tokio::test]
 async fn reconcile_reads_every_page_of_a_large_stripe_connection() {
     let (sim, dir, d) = stripe_daemon("", &[]).await;
-    let client = reqwest::Client::new();
     for uuid in ["P", "Q", "R"] {
         let codes: Vec<String> = (0..70).map(|i| format!("{uuid}-{i}")).collect();
-        let r = post_to_stripe(&client, &d.base, uuid, &codes).await;
+        let r = post_to_stripe(&d, uuid, &codes).await;
         assert_eq!(r["synchronization_enabled"], true, "{r}");
     }
     // 213 objects at 500 requests/s outlast the inline push: the worker finishes them

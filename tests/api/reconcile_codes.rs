@@ -48,16 +48,7 @@ async fn create(d: &Daemon, provider: &str, uuid: &str, codes: &[&str]) {
     c.as_object_mut().unwrap().remove("coupon_duration_value");
     c["sync"] = json!({"provider": provider});
     c["promotion_codes"] = Value::Array(codes.iter().map(|x| json!({"code": x})).collect());
-    let r: Value = reqwest::Client::new()
-        .post(format!("{}/v1/coupons", d.base))
-        .bearer_auth(KEY)
-        .json(&c)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = d.post_coupon(&c).await;
     assert_eq!(r["synchronization_successful"], true, "{r}");
 }
 
